@@ -1,0 +1,129 @@
+"""Command line: ``python -m siamese_lib compare ...`` and ``python -m siamese_lib train ...``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from . import experiments
+from .training import save_checkpoint
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
+    return value
+
+
+def _add_training_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--epochs", type=_positive_int, default=experiments.EPOCHS,
+                        help="passes over the training split (default: %(default)s)")
+    parser.add_argument("--embedding-dim", type=_positive_int, default=experiments.EMBEDDING_DIM,
+                        help="size of the embedding (default: %(default)s)")
+    parser.add_argument("--lr", type=_positive_float, default=experiments.LR,
+                        help="AdamW learning rate (default: %(default)s)")
+    parser.add_argument("--data", choices=("embedded", "full"), default=None,
+                        help="MNIST source: the embedded 5,000-image subset (offline) or full "
+                             "MNIST via torchvision (downloads once); default: $SIAMESE_MNIST "
+                             "or embedded")
+    parser.add_argument("--device", default=None,
+                        help="cpu, cuda or mps (default: the first available of cuda, mps, cpu)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m siamese_lib",
+        description="Train Siamese networks on MNIST with the contrastive or the triplet "
+                    "loss, and compare the two under one protocol.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    compare = sub.add_parser("compare", help="train each loss over several seeds and "
+                             "write a results table, a summary and figures",
+                             description="Train each loss with the book's protocol over "
+                             "several seeds; write results.csv (one row per loss and seed), "
+                             "summary.md (mean ± std) and figures (ROC overlay, embedding scatter).")
+    compare.add_argument("--losses", nargs="+", choices=experiments.LOSSES,
+                         default=list(experiments.LOSSES), help="losses to compare (default: both)")
+    compare.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2],
+                         help="random seeds, at least one (default: 0 1 2)")
+    compare.add_argument("--out", type=Path, default=Path("results"),
+                         help="output folder, created if missing (default: %(default)s)")
+    _add_training_options(compare)
+
+    train = sub.add_parser("train", help="train one model and save a checkpoint",
+                           description="Train one embedding network and save its weights.")
+    train.add_argument("--loss", choices=experiments.LOSSES, required=True,
+                       help="which loss to train with")
+    train.add_argument("--mining", default="all",
+                       help="offline, all, hard (both losses) or semi_hard (triplet); default: all")
+    train.add_argument("--margin", type=_positive_float, default=None,
+                       help="margin m (default: the loss's validated default)")
+    train.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    train.add_argument("--out", type=Path, default=Path("model.pt"),
+                       help="checkpoint file (default: %(default)s)")
+    _add_training_options(train)
+    return parser
+
+
+def _common(args) -> dict:
+    data = None if args.data is None else experiments.data_mod.load_mnist(args.data)
+    return dict(epochs=args.epochs, embedding_dim=args.embedding_dim, lr=args.lr,
+                data=data, device=args.device)
+
+
+def cmd_compare(args) -> None:
+    from . import plotting
+
+    args.out.mkdir(parents=True, exist_ok=True)
+    common = _common(args)
+    comparison = experiments.compare(args.losses, args.seeds, progress=True, **common)
+    comparison.table.to_csv(args.out / "results.csv", index=False)
+    summary = experiments.format_summary(comparison.summary)
+    (args.out / "summary.md").write_text(
+        f"# Contrastive vs triplet loss\n\nSeeds: {' '.join(map(str, args.seeds))}; "
+        f"test split of {experiments.get_data(common['data']).source} MNIST; mean ± std.\n\n"
+        + experiments.to_markdown(summary))
+    mnist = experiments.get_data(common["data"])
+    figures = plotting.comparison_figures(comparison, mnist)
+    for name, fig in figures.items():
+        fig.savefig(args.out / f"{name}.png", dpi=120, bbox_inches="tight")
+    print(experiments.to_markdown(summary))
+    print(f"wrote {args.out / 'results.csv'}, {args.out / 'summary.md'} and "
+          + ", ".join(f"{name}.png" for name in figures))
+
+
+def cmd_train(args, parser) -> None:
+    if args.mining not in experiments.MINING[args.loss]:
+        parser.error(f"--mining for the {args.loss} loss must be one of "
+                     f"{experiments.MINING[args.loss]}, got {args.mining!r}")
+    result = experiments.run(args.loss, mining=args.mining, margin=args.margin, seed=args.seed,
+                             progress=True, **_common(args))
+    save_checkpoint(args.out, result.model, **{k: v for k, v in result.config.items()
+                                               if isinstance(v, (int, float, str, bool))})
+    print(", ".join(f"{k}={v:.4f}" for k, v in result.metrics.items()))
+    print(f"trained in {result.seconds:.1f} s; saved {args.out}")
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command == "compare":
+        if not args.seeds:
+            parser.error("--seeds needs at least one seed")
+        cmd_compare(args)
+    else:
+        cmd_train(args, parser)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

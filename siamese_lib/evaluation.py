@@ -1,0 +1,210 @@
+r"""How good is an embedding? Retrieval and verification metrics.
+
+Retrieval (Musgrave et al. 2020): every image of a split is a query, the
+rest of the split is the gallery (the query itself is left out). With
+:math:`R_q` the number of other gallery items sharing the query's label and
+:math:`\text{rel}_q(i) = 1` if the :math:`i`-th nearest neighbour shares it:
+
+* precision@1: :math:`\text{rel}_q(1)`, averaged over queries;
+* R-precision: :math:`\frac{1}{R_q}\sum_{i=1}^{R_q} \text{rel}_q(i)`;
+* MAP@R: :math:`\frac{1}{R_q}\sum_{i=1}^{R_q} P_q(i)\,\text{rel}_q(i)` with
+  :math:`P_q(i) = \frac1i\sum_{j\le i}\text{rel}_q(j)`;
+* kNN accuracy: majority vote of the :math:`k` nearest neighbours.
+
+Verification: given pairs with distances :math:`d` and labels :math:`y`
+(1 = same class), predict "same" when :math:`d \le t`. ROC-AUC and the equal
+error rate (EER, where false accepts equal false rejects) do not depend on
+:math:`t`; accuracy does, so :math:`t` is chosen on validation pairs.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from sklearn import metrics as skm
+
+from ._checks import check_embeddings, check_labels
+from .data import preprocess
+from .distances import distance_matrix, paired_distance
+
+_CHUNK = 1024
+
+
+@torch.no_grad()
+def embed(model: torch.nn.Module, images, batch_size: int = 1024, device=None) -> torch.Tensor:
+    """Embeddings of raw uint8 images ``(N, 28, 28)``, computed in eval mode, returned on the CPU."""
+    device = device or next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    try:
+        out = [model(preprocess(images[i:i + batch_size]).to(device)).cpu()
+               for i in range(0, len(images), batch_size)]
+    finally:
+        model.train(was_training)
+    return torch.cat(out)
+
+
+def _neighbour_matches(embeddings, labels, metric, k=None):
+    """``rel[q, i]``: does the i-th nearest neighbour of q share its label? Plus ``R_q``."""
+    check_embeddings("embeddings", embeddings)
+    labels = check_labels("labels", labels, len(embeddings))
+    same = labels[:, None] == labels[None, :]
+    r = same.sum(dim=1) - 1
+    k = k or int(r.max())
+    if k < 1 or k >= len(labels):
+        raise ValueError(f"need at least 2 items per label and 2 labels to retrieve, got k={k}")
+    rows = []
+    for start in range(0, len(labels), _CHUNK):
+        q = slice(start, start + _CHUNK)
+        dist = distance_matrix(embeddings[q], embeddings, metric)
+        idx = torch.arange(start, start + dist.shape[0])
+        dist[torch.arange(dist.shape[0]), idx] = torch.inf  # leave the query out
+        # sort on (distance, index) so ties are broken the same way every time
+        order = torch.sort(dist, dim=1, stable=True).indices[:, :k]
+        rows.append(labels[order] == labels[q, None])
+    return torch.cat(rows), r
+
+
+def precision_at_1(embeddings: torch.Tensor, labels, metric: str = "euclidean") -> float:
+    """Fraction of queries whose nearest neighbour has the same label."""
+    rel, _ = _neighbour_matches(embeddings, labels, metric, k=1)
+    return rel[:, 0].double().mean().item()
+
+
+def r_precision(embeddings: torch.Tensor, labels, metric: str = "euclidean") -> float:
+    """Mean over queries of the fraction of same-label items among the R nearest."""
+    rel, r = _neighbour_matches(embeddings, labels, metric)
+    keep = r > 0
+    ranks = torch.arange(rel.shape[1])[None, :]
+    hits = (rel & (ranks < r[:, None])).sum(dim=1)
+    return (hits[keep] / r[keep]).double().mean().item()
+
+
+def map_at_r(embeddings: torch.Tensor, labels, metric: str = "euclidean") -> float:
+    """Mean average precision at R (Musgrave et al. 2020)."""
+    rel, r = _neighbour_matches(embeddings, labels, metric)
+    keep = r > 0
+    ranks = torch.arange(1, rel.shape[1] + 1)[None, :]
+    precision = rel.cumsum(dim=1) / ranks
+    within_r = ranks <= r[:, None]
+    ap = (precision * rel * within_r).sum(dim=1)
+    return (ap[keep] / r[keep]).double().mean().item()
+
+
+def knn_accuracy(embeddings: torch.Tensor, labels, k: int = 5, metric: str = "euclidean") -> float:
+    """Leave-one-out k-nearest-neighbour classification accuracy.
+
+    Ties between classes with equally many votes go to the class whose
+    neighbour is closest.
+    """
+    if k < 1:
+        raise ValueError(f"k must be >= 1, got {k}")
+    labels = torch.as_tensor(labels)
+    check_embeddings("embeddings", embeddings)
+    check_labels("labels", labels, len(embeddings))
+    classes, codes = torch.unique(labels, return_inverse=True)
+    correct = 0
+    for start in range(0, len(labels), _CHUNK):
+        q = slice(start, start + _CHUNK)
+        dist = distance_matrix(embeddings[q], embeddings, metric)
+        dist[torch.arange(dist.shape[0]), torch.arange(start, start + dist.shape[0])] = torch.inf
+        order = torch.sort(dist, dim=1, stable=True).indices[:, :k]
+        # one vote each, minus a tiny amount per rank so a tie goes to the closer class
+        weights = 1 - torch.arange(k, dtype=torch.float64) / (k * k + 1)
+        votes = torch.zeros(dist.shape[0], len(classes), dtype=torch.float64)
+        votes.scatter_add_(1, codes[order], weights.expand(dist.shape[0], k).contiguous())
+        correct += (votes.argmax(dim=1) == codes[q]).sum().item()
+    return correct / len(labels)
+
+
+def retrieval_metrics(embeddings: torch.Tensor, labels, metric: str = "euclidean",
+                      k: int = 5) -> dict[str, float]:
+    """precision@1, R-precision, MAP@R and kNN accuracy in one dictionary."""
+    return {
+        "precision_at_1": precision_at_1(embeddings, labels, metric),
+        "r_precision": r_precision(embeddings, labels, metric),
+        "map_at_r": map_at_r(embeddings, labels, metric),
+        "knn_accuracy": knn_accuracy(embeddings, labels, k, metric),
+    }
+
+
+def pair_distances(embeddings: torch.Tensor, pairs, metric: str = "euclidean"):
+    """Distances and labels of the pairs of a :class:`~siamese_lib.data.PairDataset`.
+
+    ``embeddings`` are those of the split the pairs were drawn from (from
+    :func:`embed`), so each image is encoded once however many pairs it is in.
+
+    Returns
+    -------
+    distances : ndarray of float64, shape (n_pairs,)
+    y : ndarray of int64, shape (n_pairs,)
+        1 for same-class pairs.
+    """
+    i, j, y = pairs.pairs.unbind(1)
+    d = paired_distance(embeddings[i], embeddings[j], metric)
+    return d.detach().numpy().astype(np.float64), y.numpy()
+
+
+def _check_pairs(distances, y):
+    distances, y = np.asarray(distances, dtype=np.float64), np.asarray(y)
+    if distances.ndim != 1 or distances.shape != y.shape:
+        raise ValueError(f"distances and y must be 1-D of equal length, got {distances.shape} and {y.shape}")
+    if not np.isin(y, (0, 1)).all() or len(np.unique(y)) < 2:
+        raise ValueError("y must contain both 0 (different) and 1 (same), and nothing else")
+    if not np.isfinite(distances).all():
+        raise ValueError("distances must be finite, got NaN or inf")
+    return distances, y
+
+
+def roc_curve(distances, y):
+    """False and true positive rates when "same" means :math:`d \\le t`, for every threshold t."""
+    distances, y = _check_pairs(distances, y)
+    fpr, tpr, thresholds = skm.roc_curve(y, -distances)
+    return fpr, tpr, -thresholds
+
+
+def roc_auc(distances, y) -> float:
+    """Area under the ROC curve.
+
+    The probability that a random positive pair is closer than a random negative pair.
+    """
+    distances, y = _check_pairs(distances, y)
+    return float(skm.roc_auc_score(y, -distances))
+
+
+def equal_error_rate(distances, y) -> float:
+    """The error rate where false accepts equal false rejects.
+
+    Found by linear interpolation between the two ROC points around the crossing.
+    """
+    fpr, tpr, _ = roc_curve(distances, y)
+    fnr = 1 - tpr
+    i = int(np.flatnonzero(fpr >= fnr)[0])
+    if i == 0:
+        return float(fpr[0])
+    # the crossing lies between points i-1 and i; interpolate fpr - fnr to zero
+    gap_before, gap_after = fpr[i - 1] - fnr[i - 1], fpr[i] - fnr[i]
+    w = gap_before / (gap_before - gap_after)
+    return float(fpr[i - 1] + w * (fpr[i] - fpr[i - 1]))
+
+
+def best_threshold(distances, y) -> float:
+    """The threshold t that maximises accuracy of "same if d ≤ t" on these pairs.
+
+    Use it on validation pairs, then report :func:`verification_accuracy` on test pairs.
+    Candidates are the midpoints between consecutive sorted distances.
+    """
+    distances, y = _check_pairs(distances, y)
+    order = np.argsort(distances, kind="stable")
+    d, yy = distances[order], y[order]
+    # accepting the first i pairs: correct = positives among them + negatives after them
+    correct = np.concatenate([[0], np.cumsum(yy)]) + np.concatenate(
+        [[(1 - yy).sum()], (1 - yy).sum() - np.cumsum(1 - yy)])
+    candidates = np.concatenate([[d[0] - 1e-6], (d[:-1] + d[1:]) / 2, [d[-1] + 1e-6]])
+    return float(candidates[int(np.argmax(correct))])
+
+
+def verification_accuracy(distances, y, threshold: float) -> float:
+    """Accuracy of predicting "same class" exactly when :math:`d \\le t`."""
+    distances, y = _check_pairs(distances, y)
+    return float(((distances <= threshold) == (y == 1)).mean())

@@ -1,0 +1,122 @@
+"""The few figure helpers the chapters and the command line share (matplotlib)."""
+
+from __future__ import annotations
+
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+
+from .evaluation import embed, pair_distances, roc_curve
+
+DIGIT_COLORS = plt.get_cmap("tab10")
+
+
+def _axes(ax, figsize=(5, 4)):
+    if ax is not None:
+        return ax.figure, ax
+    return plt.subplots(figsize=figsize)
+
+
+def show_digits(images, labels=None, ncols: int = 10, titles=None, scale: float = 0.9):
+    """A grid of uint8 images, each titled with its label (or ``titles``)."""
+    images = torch.as_tensor(images)
+    n = len(images)
+    nrows = int(np.ceil(n / ncols))
+    fig, axes = plt.subplots(nrows, ncols, figsize=(ncols * scale, nrows * scale * 1.15),
+                             squeeze=False)
+    for k, ax in enumerate(axes.flat):
+        ax.axis("off")
+        if k >= n:
+            continue
+        ax.imshow(images[k], cmap="gray_r", vmin=0, vmax=255)
+        title = titles[k] if titles is not None else (None if labels is None else int(labels[k]))
+        if title is not None:
+            ax.set_title(str(title), fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def plot_history(history, keys=("loss", "val_precision_at_1"), axes=None):
+    """One panel per history column, against the epoch."""
+    if axes is None:
+        fig, axes = plt.subplots(1, len(keys), figsize=(4.2 * len(keys), 3.2), squeeze=False)
+        axes = axes[0]
+    for ax, key in zip(axes, keys):
+        ax.plot(history["epoch"], history[key], marker="o", ms=3)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(key.replace("_", " "))
+        ax.grid(alpha=0.3)
+    axes[0].figure.tight_layout()
+    return axes[0].figure
+
+
+def plot_distance_histograms(distances, y, threshold: float | None = None, ax=None,
+                             title: str | None = None):
+    """Histograms of the distances of positive (y=1) and negative (y=0) pairs."""
+    fig, ax = _axes(ax)
+    distances, y = np.asarray(distances), np.asarray(y)
+    bins = np.linspace(0, np.quantile(distances, 0.995), 50)
+    ax.hist(distances[y == 1], bins=bins, alpha=0.6, label="same digit (y=1)", color="tab:blue")
+    ax.hist(distances[y == 0], bins=bins, alpha=0.6, label="different digits (y=0)",
+            color="tab:orange")
+    if threshold is not None:
+        ax.axvline(threshold, color="k", ls="--", label=f"threshold {threshold:.2f}")
+    ax.set_xlabel("distance d")
+    ax.set_ylabel("pairs")
+    ax.legend(fontsize=8)
+    if title:
+        ax.set_title(title)
+    return fig
+
+
+def plot_roc(curves: dict, ax=None):
+    """ROC curves, one per entry ``label -> (distances, y)``, with their AUC in the legend."""
+    from .evaluation import roc_auc
+
+    fig, ax = _axes(ax, (4.5, 4.2))
+    for label, (distances, y) in curves.items():
+        fpr, tpr, _ = roc_curve(distances, y)
+        ax.plot(fpr, tpr, label=f"{label} (AUC {roc_auc(distances, y):.4f})")
+    ax.plot([0, 1], [0, 1], color="gray", lw=0.8, ls=":")
+    ax.set_xlabel("false positive rate (different digits accepted)")
+    ax.set_ylabel("true positive rate (same digit accepted)")
+    ax.legend(fontsize=8, loc="lower right")
+    return fig
+
+
+def plot_embedding(points, labels, ax=None, title: str | None = None, s: float = 6):
+    """A 2-D scatter of embedded points coloured by digit."""
+    fig, ax = _axes(ax, (4.6, 4.2))
+    points, labels = np.asarray(points), np.asarray(labels)
+    for digit in np.unique(labels):
+        sel = labels == digit
+        ax.scatter(points[sel, 0], points[sel, 1], s=s, color=DIGIT_COLORS(int(digit) % 10),
+                   label=str(digit))
+    ax.legend(markerscale=2, fontsize=7, ncol=2, title="digit", title_fontsize=8)
+    ax.set_aspect("equal", adjustable="datalim")
+    if title:
+        ax.set_title(title)
+    return fig
+
+
+def tsne(embeddings, seed: int = 0) -> np.ndarray:
+    """2-D t-SNE of embeddings (scikit-learn, PCA start, fixed seed)."""
+    from sklearn.manifold import TSNE
+
+    return TSNE(n_components=2, init="pca", random_state=seed, perplexity=30).fit_transform(
+        np.asarray(embeddings, dtype=np.float64))
+
+
+def comparison_figures(comparison, mnist) -> dict:
+    """ROC overlay and t-SNE scatters of the first seed of each setting of a comparison."""
+    from .experiments import fixed_test_pairs
+
+    pairs = fixed_test_pairs(mnist.test)
+    firsts = {label: runs[0] for label, runs in comparison.results.items()}
+    embeddings = {label: embed(r.model, mnist.test.images) for label, r in firsts.items()}
+    roc = plot_roc({label: pair_distances(z, pairs) for label, z in embeddings.items()})
+    fig, axes = plt.subplots(1, len(firsts), figsize=(4.6 * len(firsts), 4.2), squeeze=False)
+    for ax, (label, z) in zip(axes[0], embeddings.items()):
+        plot_embedding(tsne(z), mnist.test.labels, ax=ax, title=f"{label}: t-SNE of test embeddings")
+    fig.tight_layout()
+    return {"roc": roc, "embedding": fig}
