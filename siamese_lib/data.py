@@ -110,7 +110,7 @@ def load_mnist(source: str | None = None, *, root: str | os.PathLike | None = No
     (train_x, train_y), (test_x, test_y) = _read_torchvision(root)
     train, val = stratified_split(train_y, (1 - FULL_VAL_FRACTION, FULL_VAL_FRACTION), SPLIT_SEED)
     return MNIST(_take(train_x, train_y, train), _take(train_x, train_y, val),
-                 Split(test_x, test_y), source)
+                 _take(test_x, test_y, np.arange(len(test_y))), source)
 
 
 def embedded_path() -> Path:

@@ -50,9 +50,10 @@ def _neighbour_matches(embeddings, labels, metric, k=None):
     labels = check_labels("labels", labels, len(embeddings))
     same = labels[:, None] == labels[None, :]
     r = same.sum(dim=1) - 1
-    k = k or int(r.max())
-    if k < 1 or k >= len(labels):
-        raise ValueError(f"need at least 2 items per label and 2 labels to retrieve, got k={k}")
+    if len(labels) < 2 or r.max() < 1:
+        raise ValueError("labels must give at least one query another item with its label "
+                         f"(at least 2 items per label), got counts {torch.unique(labels, return_counts=True)[1].tolist()}")
+    k = min(k or int(r.max()), len(labels) - 1)
     rows = []
     for start in range(0, len(labels), _CHUNK):
         q = slice(start, start + _CHUNK)

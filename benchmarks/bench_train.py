@@ -1,0 +1,65 @@
+"""Training speed and quality with the book's defaults.
+
+    python benchmarks/bench_train.py
+
+1. Pairs per second of one contrastive training step (forward, backward, AdamW)
+   when the shared encoder runs once on the concatenated pair batch versus
+   twice, once per branch.
+2. Time and test metrics of ``experiments.run`` with its defaults for each loss
+   (DESIGN §7: each run <= 60 s on a 2-core CPU, precision@1 >= 0.97).
+"""
+
+from __future__ import annotations
+
+import time
+
+import torch
+
+from siamese_lib import experiments
+from siamese_lib.losses import contrastive_loss
+from siamese_lib.models import EmbeddingNet
+
+PAIRS_PER_STEP = experiments.IMAGES_PER_STEP // 2
+
+
+def pairs_per_second(concatenate: bool, steps: int = 60) -> float:
+    torch.manual_seed(0)
+    encoder = EmbeddingNet()
+    optimizer = torch.optim.AdamW(encoder.parameters(), lr=1e-3)
+    x1, x2 = torch.randn(2, PAIRS_PER_STEP, 1, 28, 28).unbind(0)
+    y = (torch.arange(PAIRS_PER_STEP) % 2).float()
+
+    def step():
+        if concatenate:
+            z1, z2 = encoder(torch.cat([x1, x2])).split(PAIRS_PER_STEP)
+        else:
+            z1, z2 = encoder(x1), encoder(x2)
+        loss = contrastive_loss(z1, z2, y)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+
+    for _ in range(5):
+        step()
+    start = time.perf_counter()
+    for _ in range(steps):
+        step()
+    return steps * PAIRS_PER_STEP / (time.perf_counter() - start)
+
+
+def main() -> None:
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
+    once, twice = pairs_per_second(True), pairs_per_second(False)
+    print(f"contrastive step, {PAIRS_PER_STEP} pairs: encoder once on the concatenated batch "
+          f"{once:,.0f} pairs/s; once per branch {twice:,.0f} pairs/s ({once / twice:.2f}x)")
+    print(f"experiments.run with the book's defaults (epochs={experiments.EPOCHS}, "
+          f"embedding_dim={experiments.EMBEDDING_DIM}, margins {experiments.DEFAULT_MARGIN}):")
+    for loss in experiments.LOSSES:
+        result = experiments.run(loss)
+        m = result.metrics
+        print(f"  {loss:<12} train {result.seconds:5.1f} s   P@1 {m['precision_at_1']:.4f}   "
+              f"MAP@R {m['map_at_r']:.4f}   ROC-AUC {m['roc_auc']:.4f}   EER {m['eer']:.4f}")
+
+
+if __name__ == "__main__":
+    main()

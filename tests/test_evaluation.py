@@ -1,0 +1,117 @@
+"""evaluation: small hand-made cases with hand-computed values, and a reference implementation."""
+
+import numpy as np
+import pytest
+import torch
+
+from siamese_lib import evaluation as ev
+
+# Case 1, points on a line:  0(A) 1(A) 3(B) 10(B) 11(B)
+#   query 0: nn 1(A)            -> P@1 1, R=1, R-prec 1, AP 1
+#   query 1: nn 0(A)            -> 1, 1, 1
+#   query 3: nn 1(A), 0(A)      -> 0, R=2, R-prec 0, AP 0
+#   query 10: nn 11(B), 3(B)    -> 1, R=2, 1, 1
+#   query 11: nn 10(B), 3(B)    -> 1, R=2, 1, 1
+LINE = torch.tensor([[0.0], [1.0], [3.0], [10.0], [11.0]])
+LINE_LABELS = torch.tensor([0, 0, 1, 1, 1])
+
+# Case 2:  0(A) 2(B) 3(A) 5(A)   (B has no other member: it is left out of R-prec and MAP@R)
+#   query 0: ranked B, A, A     -> P@1 0, R=2, R-prec 1/2, AP (0 + 1/2)/2 = 1/4
+#   query 2: nn 3(A)            -> P@1 0
+#   query 3: ranked B, A, A     -> 0, 1/2, 1/4
+#   query 5: ranked A, B, A     -> 1, 1/2, (1/1)/2 = 1/2
+#   5-NN impossible (3 neighbours); 3-NN votes: q0 B,A,A->A ok; q2 A,A,A->A wrong; q3 ok; q5 ok
+GAP = torch.tensor([[0.0], [2.0], [3.0], [5.0]])
+GAP_LABELS = torch.tensor([0, 1, 0, 0])
+
+
+def test_hand_computed_line():
+    assert ev.precision_at_1(LINE, LINE_LABELS) == pytest.approx(0.8)
+    assert ev.r_precision(LINE, LINE_LABELS) == pytest.approx(0.8)
+    assert ev.map_at_r(LINE, LINE_LABELS) == pytest.approx(0.8)
+
+
+def test_hand_computed_gap():
+    assert ev.precision_at_1(GAP, GAP_LABELS) == pytest.approx(0.25)
+    assert ev.r_precision(GAP, GAP_LABELS) == pytest.approx(0.5)
+    assert ev.map_at_r(GAP, GAP_LABELS) == pytest.approx(1 / 3)
+    assert ev.knn_accuracy(GAP, GAP_LABELS, k=3) == pytest.approx(0.75)
+
+
+def test_knn_tie_goes_to_the_closest_class():
+    # query 0 has neighbours 1(A, d=1) and 2(B, d=2): one vote each, A is closer
+    x = torch.tensor([[0.0], [1.0], [-2.0], [10.0], [11.0]])
+    labels = torch.tensor([0, 0, 1, 1, 0])
+    votes_for_query_0 = ev.knn_accuracy(x[:3], labels[:3], k=2)
+    assert votes_for_query_0 == pytest.approx(2 / 3)  # q0 -> A ok, q1 -> A ok, q2 (B) -> A wrong
+
+
+def test_perfect_and_metric_choice():
+    x = torch.tensor([[0.0, 1.0], [0.0, 2.0], [1.0, 0.0], [3.0, 0.0]])
+    labels = torch.tensor([0, 0, 1, 1])
+    assert ev.precision_at_1(x, labels, "cosine") == 1.0
+    assert ev.map_at_r(x, labels, "cosine") == 1.0
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_against_pytorch_metric_learning(seed):
+    from pytorch_metric_learning.distances import LpDistance
+    from pytorch_metric_learning.utils.accuracy_calculator import AccuracyCalculator
+    from pytorch_metric_learning.utils.inference import CustomKNN
+
+    g = torch.Generator().manual_seed(seed)
+    labels = torch.randint(0, 5, (120,), generator=g)
+    x = torch.randn(120, 6, generator=g) + labels[:, None] * 0.7  # some structure
+    calc = AccuracyCalculator(include=("precision_at_1", "r_precision", "mean_average_precision_at_r"),
+                              knn_func=CustomKNN(LpDistance(normalize_embeddings=False)), device=torch.device("cpu"))
+    ref = calc.get_accuracy(x, labels, x, labels, ref_includes_query=True)
+    assert ev.precision_at_1(x, labels) == pytest.approx(ref["precision_at_1"], abs=1e-6)
+    assert ev.r_precision(x, labels) == pytest.approx(ref["r_precision"], abs=1e-6)
+    assert ev.map_at_r(x, labels) == pytest.approx(ref["mean_average_precision_at_r"], abs=1e-6)
+
+
+def test_verification_hand_computed():
+    # distances of 3 positive and 3 negative pairs
+    d = np.array([0.1, 0.4, 0.9, 0.5, 1.2, 2.0])
+    y = np.array([1, 1, 1, 0, 0, 0])
+    # AUC: pairs (pos, neg) where pos closer: 0.1,0.4 beat all 3; 0.9 beats 1.2, 2.0 -> 8/9
+    assert ev.roc_auc(d, y) == pytest.approx(8 / 9)
+    t = ev.best_threshold(d, y)
+    assert 0.4 < t < 0.5  # accepts 0.1, 0.4: 5/6 correct, the best possible
+    assert ev.verification_accuracy(d, y, t) == pytest.approx(5 / 6)
+    assert ev.verification_accuracy(d, y, 0.3) == pytest.approx(4 / 6)  # 0.4 and 0.9 rejected
+    # EER: fpr = fnr. With t between 0.5 and 0.9: fpr 1/3, fnr 1/3
+    assert ev.equal_error_rate(d, y) == pytest.approx(1 / 3)
+
+
+def test_verification_perfect_separation():
+    d, y = np.array([0.1, 0.2, 0.8, 0.9]), np.array([1, 1, 0, 0])
+    assert ev.roc_auc(d, y) == 1.0
+    assert ev.equal_error_rate(d, y) == 0.0
+    assert ev.verification_accuracy(d, y, ev.best_threshold(d, y)) == 1.0
+
+
+def test_eer_matches_brute_force_threshold_sweep():
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, 400)
+    d = rng.normal(1.0 - 0.6 * y, 0.4)
+    thresholds = np.sort(d)
+    far = np.array([((d <= t) & (y == 0)).sum() / (y == 0).sum() for t in thresholds])
+    frr = np.array([((d > t) & (y == 1)).sum() / (y == 1).sum() for t in thresholds])
+    i = np.argmin(np.abs(far - frr))
+    assert ev.equal_error_rate(d, y) == pytest.approx((far[i] + frr[i]) / 2, abs=0.01)
+
+
+def test_bad_input():
+    with pytest.raises(ValueError, match="both 0"):
+        ev.roc_auc([0.1, 0.2], [1, 1])
+    with pytest.raises(ValueError, match="equal length"):
+        ev.roc_auc([0.1, 0.2], [1, 0, 1])
+    with pytest.raises(ValueError, match="finite"):
+        ev.roc_auc([np.nan, 0.2], [1, 0])
+    with pytest.raises(ValueError, match="labels must have one entry per row"):
+        ev.precision_at_1(LINE, LINE_LABELS[:3])
+    with pytest.raises(ValueError, match="k must be >= 1"):
+        ev.knn_accuracy(LINE, LINE_LABELS, k=0)
+    with pytest.raises(ValueError, match="at least 2 items per label"):
+        ev.precision_at_1(LINE[:2], torch.tensor([0, 1]))

@@ -1,0 +1,80 @@
+"""experiments and the command line: one protocol, same numbers from the API and the CLI."""
+
+import os
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+
+from siamese_lib import experiments
+from siamese_lib.__main__ import main
+
+
+def test_run_argument_errors(small_mnist):
+    with pytest.raises(ValueError, match="loss must be one of"):
+        experiments.run("arcface", data=small_mnist)
+    with pytest.raises(ValueError, match="mining for the contrastive loss must be one of"):
+        experiments.run("contrastive", mining="semi_hard", data=small_mnist)
+    with pytest.raises(ValueError, match="metric must be 'euclidean' for the triplet loss"):
+        experiments.run("triplet", metric="cosine", data=small_mnist)
+    with pytest.raises(ValueError, match="margin must be > 0"):
+        experiments.run("triplet", margin=-1.0, data=small_mnist)
+
+
+def test_unseen_classes(small_mnist):
+    result = experiments.run("triplet", epochs=1, data=small_mnist, train_classes=range(5))
+    assert result.config["test_classes"] == [5, 6, 7, 8, 9]
+
+
+def test_compare_table_and_summary(small_mnist):
+    comparison = experiments.compare(["contrastive", "triplet"], seeds=[0, 1], epochs=1, data=small_mnist)
+    table = comparison.table
+    assert list(table["loss"]) == ["contrastive", "contrastive", "triplet", "triplet"]
+    assert set(experiments.METRICS) | {"seconds"} <= set(table.columns)
+    summary = comparison.summary
+    row = table[table["loss"] == "triplet"]["precision_at_1"]
+    assert summary.loc["triplet", ("precision_at_1", "mean")] == pytest.approx(row.mean())
+    assert summary.loc["triplet", ("precision_at_1", "std")] == pytest.approx(row.std())
+    text = experiments.to_markdown(experiments.format_summary(summary))
+    assert "±" in text and text.count("\n") == 4
+
+
+def test_cli_help_and_bad_options(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["compare", "--help"])
+    assert exit_info.value.code == 0
+    out = capsys.readouterr().out
+    for option in ("--losses", "--seeds", "--out", "--epochs", "--data"):
+        assert option in out
+    for bad in (["compare", "--losses", "hinge"], ["train"], ["train", "--loss", "triplet", "--epochs", "0"],
+                ["train", "--loss", "contrastive", "--mining", "semi_hard"], ["fly"]):
+        with pytest.raises(SystemExit) as exit_info:
+            main(bad)
+        assert exit_info.value.code == 2, bad
+        assert "error" in capsys.readouterr().err
+
+
+def test_cli_compare_writes_the_same_numbers_as_the_api(tmp_path):
+    out = tmp_path / "results"
+    completed = subprocess.run(
+        [sys.executable, "-m", "siamese_lib", "compare", "--seeds", "0", "--epochs", "1", "--out", str(out)],
+        capture_output=True, text=True, timeout=600,
+        env={**os.environ, "OMP_NUM_THREADS": "1"})  # same thread count as this process (conftest)
+    assert completed.returncode == 0, completed.stderr
+    for name in ("results.csv", "summary.md", "roc.png", "embedding.png"):
+        assert (out / name).is_file(), name
+    from_cli = pd.read_csv(out / "results.csv")
+    from_api = experiments.compare(["contrastive", "triplet"], seeds=[0], epochs=1).table
+    for metric in experiments.METRICS:
+        assert from_cli[metric].tolist() == pytest.approx(from_api[metric].tolist(), abs=1e-12), metric
+
+
+def test_cli_train_saves_a_checkpoint(tmp_path):
+    path = tmp_path / "triplet.pt"
+    assert main(["train", "--loss", "triplet", "--mining", "semi_hard", "--epochs", "1",
+                 "--out", str(path)]) == 0
+    from siamese_lib.training import load_checkpoint
+
+    model, meta = load_checkpoint(path)
+    assert meta["mining"] == "semi_hard" and model.embedding_dim == experiments.EMBEDDING_DIM

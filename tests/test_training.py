@@ -1,0 +1,142 @@
+"""models and training: weight sharing, determinism, checkpoints, early stopping, collapse, errors."""
+
+import warnings
+
+import pytest
+import torch
+from torch import nn
+
+from siamese_lib import experiments, losses, models, training
+from siamese_lib.evaluation import embed
+
+
+def test_siamese_one_pass_equals_one_call_per_branch():
+    torch.manual_seed(0)
+    encoder = models.EmbeddingNet(16)
+    x1, x2, x3 = torch.randn(3, 5, 1, 28, 28).unbind(0)
+    z1, z2, z3 = models.SiameseNetwork(encoder)(x1, x2, x3)
+    for z, x in ((z1, x1), (z2, x2), (z3, x3)):
+        torch.testing.assert_close(z, encoder(x), rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="at least one batch"):
+        models.SiameseNetwork(encoder)()
+
+
+def test_embedding_net_options():
+    z = models.EmbeddingNet(8, normalize=True)(torch.randn(4, 1, 28, 28))
+    assert z.shape == (4, 8)
+    torch.testing.assert_close(z.norm(dim=1), torch.ones(4))
+    with pytest.raises(ValueError, match="embedding_dim must be a positive int"):
+        models.EmbeddingNet(0)
+
+
+def test_same_seed_same_weights_and_metrics(small_mnist):
+    runs = [experiments.run("triplet", epochs=2, seed=3, data=small_mnist) for _ in range(2)]
+    assert runs[0].metrics == runs[1].metrics
+    for p, q in zip(runs[0].model.state_dict().values(), runs[1].model.state_dict().values()):
+        assert torch.equal(p, q)
+    other = experiments.run("triplet", epochs=2, seed=4, data=small_mnist)
+    assert other.metrics != runs[0].metrics
+
+
+@pytest.mark.parametrize("loss, mining", [("contrastive", "offline"), ("contrastive", "all"),
+                                          ("contrastive", "hard"), ("triplet", "offline"),
+                                          ("triplet", "all"), ("triplet", "hard"),
+                                          ("triplet", "semi_hard")])
+def test_every_loss_and_mining_trains(small_mnist, loss, mining):
+    result = experiments.run(loss, mining=mining, epochs=2, data=small_mnist)
+    assert len(result.history) == 2
+    assert set(experiments.METRICS) <= set(result.metrics)
+    assert all(0 <= result.metrics[m] <= 1 for m in experiments.METRICS)
+    assert result.metrics["precision_at_1"] > 0.3  # far above chance (0.1) after two short epochs
+
+
+def test_checkpoint_round_trip(tmp_path, small_mnist):
+    result = experiments.run("contrastive", epochs=1, data=small_mnist, embedding_dim=6, normalize=True)
+    path = tmp_path / "model.pt"
+    training.save_checkpoint(path, result.model, loss="contrastive")
+    model, meta = training.load_checkpoint(path, device="cpu")
+    assert meta["loss"] == "contrastive" and meta["embedding_dim"] == 6 and meta["normalize"] is True
+    images = small_mnist.test.images
+    assert torch.equal(embed(model, images), embed(result.model, images))
+
+
+def test_history_and_scheduler_order(small_mnist):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # e.g. "lr_scheduler.step() before optimizer.step()"
+        result = experiments.run("contrastive", epochs=2, data=small_mnist)
+    h = result.history
+    assert {"epoch", "loss", "spread", "seconds", "val_precision_at_1"} <= set(h.keys())
+    assert h["epoch"] == [1, 2]
+    assert h.to_frame().shape[0] == 2
+
+
+def _toy_batches(n_batches=4):
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(n_batches, 16, 1, 28, 28, generator=g)
+    labels = torch.arange(16) % 4
+    return [((x[i],), (labels,)) for i in range(n_batches)]
+
+
+def test_early_stopping_restores_the_best_epoch():
+    scores = iter([0.5, 0.7, 0.6, 0.65, 0.6, 0.9])
+    model = models.EmbeddingNet(4)
+    snapshots = []
+
+    def validate(m):
+        snapshots.append({k: v.clone() for k, v in m.state_dict().items()})
+        return {"precision_at_1": next(scores)}
+
+    history = training.fit(model, _toy_batches(), losses.OnlineTripletLoss("batch_all"), epochs=6,
+                           validate=validate, patience=2, progress=False)
+    assert history.stopped_early and len(history) == 4 and history.best_epoch == 2
+    for k, v in model.state_dict().items():
+        assert torch.equal(v, snapshots[1][k])
+
+
+def test_collapse_is_detected():
+    class Constant(nn.Module):  # every image embedded at the same point: collapse by construction
+        def __init__(self):
+            super().__init__()
+            self.w = nn.Parameter(torch.zeros(1))
+
+        def forward(self, x):
+            return self.w * torch.zeros(len(x), 4) + 1.0
+
+    with pytest.warns(training.CollapseWarning, match="collapsed"):
+        history = training.fit(Constant(), _toy_batches(), losses.OnlineTripletLoss("batch_hard", margin=0.5),
+                               epochs=1, progress=False)
+    assert history.collapsed
+    assert history["loss"][0] == pytest.approx(0.5)  # the loss is pinned at the margin
+
+
+def test_no_false_collapse_alarm(small_mnist):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", training.CollapseWarning)
+        experiments.run("triplet", epochs=2, data=small_mnist)
+
+
+def test_nan_loss_is_an_error():
+    def nan_loss(z, labels):
+        return z.sum() * float("nan")
+
+    with pytest.raises(FloatingPointError, match="lower the learning rate"):
+        training.fit(models.EmbeddingNet(4), _toy_batches(), nan_loss, epochs=1, progress=False)
+
+
+def test_fit_argument_errors():
+    with pytest.raises(ValueError, match="epochs must be >= 1"):
+        training.fit(models.EmbeddingNet(4), _toy_batches(), losses.OnlineTripletLoss(), epochs=0)
+    with pytest.raises(ValueError, match="at least one batch"):
+        training.fit(models.EmbeddingNet(4), [], losses.OnlineTripletLoss(), epochs=1, progress=False)
+
+
+def test_deterministic_mode_is_restored():
+    before = torch.are_deterministic_algorithms_enabled()
+    training.fit(models.EmbeddingNet(4), _toy_batches(1), losses.OnlineTripletLoss(), epochs=1,
+                 progress=False, device="cpu")
+    assert torch.are_deterministic_algorithms_enabled() == before
+
+
+def test_select_device():
+    assert training.select_device("cpu") == torch.device("cpu")
+    assert training.select_device().type in {"cpu", "cuda", "mps"}
