@@ -45,7 +45,7 @@ MINING = {"contrastive": ("offline", "all", "hard"),
           "triplet": ("offline", "all", "hard", "semi_hard")}
 _TRIPLET_MINER = {"all": "batch_all", "hard": "batch_hard", "semi_hard": "semi_hard"}
 #: Margins chosen on the validation split (see chapter 8 and benchmarks/sweep_margins.py).
-DEFAULT_MARGIN = {"contrastive": 2.0, "triplet": 2.0}
+DEFAULT_MARGIN = {"contrastive": 1.0, "triplet": 4.0}
 IMAGES_PER_STEP = 128
 EMBEDDING_DIM = 32
 EPOCHS = 20

@@ -10,10 +10,13 @@ from torch import nn
 class EmbeddingNet(nn.Module):
     r"""A small CNN :math:`f_\theta` that maps a 28×28 image to a vector in :math:`\mathbb{R}^D`.
 
-    Two 5×5 convolutions with max-pooling (16 and 32 channels), then two
-    fully connected layers: about 80 thousand parameters, a few thousand
-    images per second on two CPU cores. No batch normalisation, so an image's
-    embedding does not depend on the rest of its batch.
+    Two 5×5 convolutions (16 and 32 channels), each followed by max-pooling,
+    batch normalisation and a ReLU, then two fully connected layers: about 80
+    thousand parameters, a few thousand training images per second on two CPU
+    cores. Batch normalisation (applied after pooling, where it is four times
+    cheaper) makes training faster and more stable; in training mode it uses
+    the statistics of the batch, in eval mode fixed running averages, so an
+    evaluated image's embedding never depends on the rest of its batch.
 
     Parameters
     ----------
@@ -31,8 +34,8 @@ class EmbeddingNet(nn.Module):
         self.embedding_dim = embedding_dim
         self.normalize = normalize
         self.features = nn.Sequential(
-            nn.Conv2d(1, 16, kernel_size=5), nn.ReLU(), nn.MaxPool2d(2),   # 16×12×12
-            nn.Conv2d(16, 32, kernel_size=5), nn.ReLU(), nn.MaxPool2d(2),  # 32×4×4
+            nn.Conv2d(1, 16, kernel_size=5), nn.MaxPool2d(2), nn.BatchNorm2d(16), nn.ReLU(),  # 16×12×12
+            nn.Conv2d(16, 32, kernel_size=5), nn.MaxPool2d(2), nn.BatchNorm2d(32), nn.ReLU(),  # 32×4×4
             nn.Flatten(),
         )
         self.head = nn.Sequential(nn.Linear(32 * 4 * 4, 128), nn.ReLU(),
@@ -48,8 +51,10 @@ class SiameseNetwork(nn.Module):
 
     ``net(x1, x2)`` returns ``(f(x1), f(x2))`` and ``net(a, p, n)`` returns
     three embeddings. The inputs are concatenated and encoded in one batched
-    forward pass, which gives the same result as one call per branch (the
-    encoder has no batch-dependent layers) and is faster.
+    forward pass. In eval mode this gives exactly the result of one call per
+    branch. In training mode batch normalisation then computes one set of
+    statistics over all branches together, so every branch is normalised the
+    same way, which is what weight sharing means.
     """
 
     def __init__(self, encoder: nn.Module):

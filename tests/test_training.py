@@ -12,7 +12,7 @@ from siamese_lib.evaluation import embed
 
 def test_siamese_one_pass_equals_one_call_per_branch():
     torch.manual_seed(0)
-    encoder = models.EmbeddingNet(16)
+    encoder = models.EmbeddingNet(16).eval()  # in eval mode batch norm uses fixed statistics
     x1, x2, x3 = torch.randn(3, 5, 1, 28, 28).unbind(0)
     z1, z2, z3 = models.SiameseNetwork(encoder)(x1, x2, x3)
     for z, x in ((z1, x1), (z2, x2), (z3, x3)):
