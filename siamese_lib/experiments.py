@@ -48,7 +48,7 @@ _TRIPLET_MINER = {"all": "batch_all", "hard": "batch_hard", "semi_hard": "semi_h
 DEFAULT_MARGIN = {"contrastive": 1.0, "triplet": 4.0}
 IMAGES_PER_STEP = 128
 EMBEDDING_DIM = 32
-EPOCHS = 20
+EPOCHS = 15
 LR = 3e-3
 #: Seeds of the fixed evaluation pairs; they never change, so every run sees the same pairs.
 VAL_PAIR_SEED, TEST_PAIR_SEED = 1, 2
