@@ -4,7 +4,7 @@
 
 (a) a per-anchor Python loop, (b) pytorch-metric-learning's BatchHardMiner +
 TripletMarginLoss, (c) siamese_lib. All three compute the same number (checked);
-the targets (DESIGN §7) are (c) >= 50x faster than (a) and no slower than (b).
+the targets are (c) >= 50x faster than (a) and no slower than (b).
 """
 
 from __future__ import annotations

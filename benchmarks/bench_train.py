@@ -6,7 +6,7 @@
    when the shared encoder runs once on the concatenated pair batch versus
    twice, once per branch.
 2. Time and test metrics of ``experiments.run`` with its defaults for each loss
-   (DESIGN §7: each run <= 60 s on a 2-core CPU, precision@1 >= 0.97).
+   (targets: each run <= 60 s on a 2-core CPU; precision@1 on the test split).
 """
 
 from __future__ import annotations

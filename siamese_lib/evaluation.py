@@ -51,8 +51,9 @@ def _neighbour_matches(embeddings, labels, metric, k=None):
     same = labels[:, None] == labels[None, :]
     r = same.sum(dim=1) - 1
     if len(labels) < 2 or r.max() < 1:
+        counts = torch.unique(labels, return_counts=True)[1].tolist()
         raise ValueError("labels must give at least one query another item with its label "
-                         f"(at least 2 items per label), got counts {torch.unique(labels, return_counts=True)[1].tolist()}")
+                         f"(at least 2 items per label), got counts {counts}")
     k = min(k or int(r.max()), len(labels) - 1)
     rows = []
     for start in range(0, len(labels), _CHUNK):

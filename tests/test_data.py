@@ -22,8 +22,10 @@ def test_embedded_split(mnist):
         assert split.images.shape[1:] == (28, 28) and split.images.dtype == torch.uint8
         assert torch.bincount(split.labels).tolist() == [per_class] * 10
     # no image is in two splits
-    rows = {s: {img.numpy().tobytes() for img in getattr(mnist, s).images} for s in ("train", "val", "test")}
-    assert not rows["train"] & rows["test"] and not rows["train"] & rows["val"] and not rows["val"] & rows["test"]
+    rows = {s: {img.numpy().tobytes() for img in getattr(mnist, s).images}
+            for s in ("train", "val", "test")}
+    assert not rows["train"] & rows["test"]
+    assert not rows["train"] & rows["val"] and not rows["val"] & rows["test"]
     again = data.load_mnist("embedded")
     assert torch.equal(again.test.images, mnist.test.images)
 
@@ -69,7 +71,8 @@ def test_full_mnist_path_reads_idx_files(tmp_path, monkeypatch):
     assert torch.equal(mnist.test.images, torch.from_numpy(test_images))
     # every training image ends up in exactly one of train / val
     together = torch.cat([mnist.train.images, mnist.val.images]).reshape(len(train_images), -1)
-    assert sorted(map(bytes, together.numpy())) == sorted(map(bytes, train_images.reshape(len(train_images), -1)))
+    expected = train_images.reshape(len(train_images), -1)
+    assert sorted(map(bytes, together.numpy())) == sorted(map(bytes, expected))
 
 
 def test_full_mnist_offline_names_the_embedded_default(tmp_path, monkeypatch):

@@ -63,7 +63,8 @@ def test_against_pytorch_metric_learning(seed):
     labels = torch.randint(0, 5, (120,), generator=g)
     x = torch.randn(120, 6, generator=g) + labels[:, None] * 0.7  # some structure
     calc = AccuracyCalculator(include=("precision_at_1", "r_precision", "mean_average_precision_at_r"),
-                              knn_func=CustomKNN(LpDistance(normalize_embeddings=False)), device=torch.device("cpu"))
+                              knn_func=CustomKNN(LpDistance(normalize_embeddings=False)),
+                              device=torch.device("cpu"))
     ref = calc.get_accuracy(x, labels, x, labels, ref_includes_query=True)
     assert ev.precision_at_1(x, labels) == pytest.approx(ref["precision_at_1"], abs=1e-6)
     assert ev.r_precision(x, labels) == pytest.approx(ref["r_precision"], abs=1e-6)
