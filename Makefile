@@ -46,7 +46,7 @@ unit: setup
 	$(VENV)/bin/pytest -q -m "not browser" -n 2
 
 nbval: setup
-	$(VENV)/bin/pytest -q -p no:cacheprovider --nbval-lax --nbval-current-env \
+	$(VENV)/bin/pytest -q --nbval-lax --nbval-current-env \
 		--nbval-cell-timeout=300 $(NOTEBOOKS)
 
 build: setup
