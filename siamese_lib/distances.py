@@ -98,11 +98,15 @@ def distance_matrix(
         Entry ``[i, j]`` is :math:`d(x_i, y_j)`.
     """
     check_embeddings("x", x)
-    same = y is None
-    if not same:
+    if y is not None:
         check_embeddings("y", y)
         check_same_dim("x", x, "y", y)
-    check_metric(metric)
+    return pairwise(x, y, check_metric(metric))
+
+
+def pairwise(x: torch.Tensor, y: torch.Tensor | None, metric: str) -> torch.Tensor:
+    """:func:`distance_matrix` without the input checks, for callers that made them already."""
+    same = y is None
     y = x if same else y
     if metric == "cosine":
         dist = (1 - _unit_rows(x) @ _unit_rows(y).T).clamp(0, 2)

@@ -24,7 +24,7 @@ from ._checks import (
     check_reduction,
     check_same_shape,
 )
-from .distances import distance_matrix, paired_distance
+from .distances import paired_distance, pairwise
 
 ONLINE_TRIPLET_MINING = ("batch_all", "batch_hard", "semi_hard")
 
@@ -192,7 +192,7 @@ def batch_all_triplet_loss(
         Only with ``return_fraction=True``.
     """
     labels, margin = _online_inputs(embeddings, labels, margin)
-    dist = distance_matrix(embeddings, metric=_triplet_metric(squared))
+    dist = pairwise(embeddings, None, _triplet_metric(squared))
     # rows: positive pairs (a, p); columns: every candidate n. Same triplets as
     # mining.triplet_mask, B(K-1) x B entries instead of a B^3 cube.
     anchor, positive = mining.positive_pairs(labels)
@@ -222,7 +222,7 @@ def batch_hard_triplet_loss(
     :func:`siamese_lib.mining.batch_hard`.
     """
     labels, margin = _online_inputs(embeddings, labels, margin)
-    dist = distance_matrix(embeddings, metric=_triplet_metric(squared))
+    dist = pairwise(embeddings, None, _triplet_metric(squared))
     a, p, n = mining.batch_hard(dist, labels)
     return _mean_or_zero(_hinge(dist[a, p], dist[a, n], margin, soft))
 
@@ -241,7 +241,7 @@ def semi_hard_triplet_loss(
     :math:`d_{ap} - d_{an} + m \in (0, m)`.
     """
     labels, margin = _online_inputs(embeddings, labels, margin)
-    dist = distance_matrix(embeddings, metric=_triplet_metric(squared))
+    dist = pairwise(embeddings, None, _triplet_metric(squared))
     a, p, n = mining.semi_hard(dist, labels, margin)
     return _mean_or_zero(_hinge(dist[a, p], dist[a, n], margin, soft=False))
 
@@ -263,7 +263,7 @@ def online_contrastive_loss(
     """
     labels, margin = _online_inputs(embeddings, labels, margin)
     check_metric(metric)
-    dist = distance_matrix(embeddings, metric=metric)
+    dist = pairwise(embeddings, None, metric)
     if hard:
         pos_mask, neg_mask = mining.hard_pairs(dist, labels)
     else:

@@ -70,9 +70,10 @@ def batch_hard(dist: torch.Tensor, labels) -> tuple[torch.Tensor, ...]:
     labels = _check(dist, labels)
     pos_mask, neg_mask = pair_masks(labels)
     d = dist.detach()
-    hardest_pos = d.masked_fill(~pos_mask, -torch.inf).argmax(dim=1)
-    hardest_neg = d.masked_fill(~neg_mask, torch.inf).argmin(dim=1)
-    anchor = torch.nonzero(pos_mask.any(dim=1) & neg_mask.any(dim=1)).flatten()
+    d_ap, hardest_pos = torch.where(pos_mask, d, -torch.inf).max(dim=1)
+    d_an, hardest_neg = torch.where(neg_mask, d, torch.inf).min(dim=1)
+    # an anchor without a positive (negative) keeps -inf (inf) as its hardest distance
+    anchor = torch.nonzero(torch.isfinite(d_ap) & torch.isfinite(d_an)).flatten()
     return anchor, hardest_pos[anchor], hardest_neg[anchor]
 
 
