@@ -204,8 +204,8 @@ def _check_collapse(history: History, row: dict, margin: float, ratio: float) ->
         f"embeddings collapsed at epoch {row['epoch']}: the mean distance between them is "
         f"{row['spread']:.2e}, against a margin of {margin:g}, and the loss is "
         f"{row['loss']:.4f} (a triplet loss pinned at the margin means d_ap = d_an). "
-        "Try a lower learning rate, semi-hard or batch-all instead of batch-hard mining, "
-        "a smaller margin, or L2-normalised embeddings.",
+        "Try semi-hard or batch-all instead of batch-hard mining, a warm-up with an easier "
+        "mining strategy, a lower learning rate, or another margin.",
         CollapseWarning, stacklevel=3)
 
 
