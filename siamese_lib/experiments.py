@@ -92,7 +92,7 @@ def get_data(data=None) -> data_mod.MNIST:
     return data if data is not None else _cached_mnist(data_mod.default_source())
 
 
-def _check_choice(loss, mining, metric, squared):
+def _check_choice(loss, mining, metric):
     if loss not in LOSSES:
         raise ValueError(f"loss must be one of {LOSSES}, got {loss!r}")
     if mining not in MINING[loss]:
@@ -184,7 +184,7 @@ def run(
     -------
     RunResult
     """
-    _check_choice(loss, mining, metric, squared)
+    _check_choice(loss, mining, metric)
     margin = DEFAULT_MARGIN[loss] if margin is None else margin
     config = dict(loss=loss, mining=mining, margin=margin, embedding_dim=embedding_dim,
                   epochs=epochs, seed=seed, lr=lr, weight_decay=weight_decay,
