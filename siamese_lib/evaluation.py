@@ -44,6 +44,19 @@ def embed(model: torch.nn.Module, images, batch_size: int = 1024, device=None) -
     return torch.cat(out)
 
 
+def _nearest(embeddings, metric, k):
+    """The ``k`` nearest other items of every item, in chunks of queries: ``(start, indices)``.
+
+    Each query is left out of its own neighbours; ties in distance are broken
+    by index (a stable sort), so the order is the same every time.
+    """
+    for start in range(0, len(embeddings), _CHUNK):
+        dist = distance_matrix(embeddings[start:start + _CHUNK], embeddings, metric)
+        rows = torch.arange(dist.shape[0])
+        dist[rows, rows + start] = torch.inf
+        yield start, torch.sort(dist, dim=1, stable=True).indices[:, :k]
+
+
 def _neighbour_matches(embeddings, labels, metric, k=None):
     """``rel[q, i]``: does the i-th nearest neighbour of q share its label? Plus ``R_q``."""
     check_embeddings("embeddings", embeddings)
@@ -55,15 +68,8 @@ def _neighbour_matches(embeddings, labels, metric, k=None):
         raise ValueError("labels must give at least one query another item with its label "
                          f"(at least 2 items per label), got counts {counts}")
     k = min(k or int(r.max()), len(labels) - 1)
-    rows = []
-    for start in range(0, len(labels), _CHUNK):
-        q = slice(start, start + _CHUNK)
-        dist = distance_matrix(embeddings[q], embeddings, metric)
-        idx = torch.arange(start, start + dist.shape[0])
-        dist[torch.arange(dist.shape[0]), idx] = torch.inf  # leave the query out
-        # sort on (distance, index) so ties are broken the same way every time
-        order = torch.sort(dist, dim=1, stable=True).indices[:, :k]
-        rows.append(labels[order] == labels[q, None])
+    rows = [labels[order] == labels[start:start + len(order), None]
+            for start, order in _nearest(embeddings, metric, k)]
     return torch.cat(rows), r
 
 
@@ -105,17 +111,14 @@ def knn_accuracy(embeddings: torch.Tensor, labels, k: int = 5, metric: str = "eu
     check_embeddings("embeddings", embeddings)
     check_labels("labels", labels, len(embeddings))
     classes, codes = torch.unique(labels, return_inverse=True)
+    k = min(k, len(labels) - 1)
+    # one vote each, minus a tiny amount per rank so a tie goes to the closer class
+    weights = 1 - torch.arange(k, dtype=torch.float64) / (k * k + 1)
     correct = 0
-    for start in range(0, len(labels), _CHUNK):
-        q = slice(start, start + _CHUNK)
-        dist = distance_matrix(embeddings[q], embeddings, metric)
-        dist[torch.arange(dist.shape[0]), torch.arange(start, start + dist.shape[0])] = torch.inf
-        order = torch.sort(dist, dim=1, stable=True).indices[:, :k]
-        # one vote each, minus a tiny amount per rank so a tie goes to the closer class
-        weights = 1 - torch.arange(k, dtype=torch.float64) / (k * k + 1)
-        votes = torch.zeros(dist.shape[0], len(classes), dtype=torch.float64)
-        votes.scatter_add_(1, codes[order], weights.expand(dist.shape[0], k).contiguous())
-        correct += (votes.argmax(dim=1) == codes[q]).sum().item()
+    for start, order in _nearest(embeddings, metric, k):
+        votes = torch.zeros(len(order), len(classes), dtype=torch.float64)
+        votes.scatter_add_(1, codes[order], weights.expand(len(order), k).contiguous())
+        correct += (votes.argmax(dim=1) == codes[start:start + len(order)]).sum().item()
     return correct / len(labels)
 
 

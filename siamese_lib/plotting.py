@@ -6,7 +6,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
-from .evaluation import embed, pair_distances, roc_curve
+from .evaluation import embed, pair_distances, roc_auc, roc_curve
 
 DIGIT_COLORS = plt.get_cmap("tab10")
 
@@ -71,8 +71,6 @@ def plot_distance_histograms(distances, y, threshold: float | None = None, ax=No
 
 def plot_roc(curves: dict, ax=None):
     """ROC curves, one per entry ``label -> (distances, y)``, with their AUC in the legend."""
-    from .evaluation import roc_auc
-
     fig, ax = _axes(ax, (4.5, 4.2))
     for label, (distances, y) in curves.items():
         fpr, tpr, _ = roc_curve(distances, y)
