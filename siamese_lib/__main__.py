@@ -31,6 +31,9 @@ def _add_training_options(parser: argparse.ArgumentParser) -> None:
                         help="size of the embedding (default: %(default)s)")
     parser.add_argument("--lr", type=_positive_float, default=experiments.LR,
                         help="AdamW learning rate (default: %(default)s)")
+    parser.add_argument("--no-augment", action="store_true",
+                        help=f"train on the images as they are, without the default "
+                             f"augmentation {experiments.AUGMENT!r}")
     parser.add_argument("--data", choices=("embedded", "full"), default=None,
                         help="MNIST source: the embedded 5,000-image subset (offline) or full "
                              "MNIST via torchvision (downloads once); default: $SIAMESE_MNIST "
@@ -77,6 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _common(args) -> dict:
     data = None if args.data is None else experiments.data_mod.load_mnist(args.data)
     return dict(epochs=args.epochs, embedding_dim=args.embedding_dim, lr=args.lr,
+                transform=None if args.no_augment else experiments.AUGMENT,
                 data=data, device=args.device)
 
 

@@ -204,6 +204,90 @@ def preprocess(images) -> torch.Tensor:
     return ((images.float() / 255 - MNIST_MEAN) / MNIST_STD).unsqueeze(1)
 
 
+def affine(images: torch.Tensor, angle, scale, shift) -> torch.Tensor:
+    r"""Rotate, scale and shift each image of a batch by its own amounts.
+
+    The output pixel at :math:`p` (coordinates from the image centre, the width
+    spanning 2) is the input at :math:`R_\theta(p - t)/s`, bilinearly
+    interpolated; pixels from outside the image are background
+    (:data:`BACKGROUND`). On screen (rows going down) a positive angle turns
+    the digit counter-clockwise, a positive shift moves it right and down.
+
+    Parameters
+    ----------
+    images : Tensor, shape (N, 1, H, W)
+        Preprocessed images.
+    angle : Tensor, shape (N,)
+        :math:`\theta` in radians.
+    scale : Tensor, shape (N,)
+        Zoom factors :math:`s > 0`.
+    shift : Tensor, shape (N, 2)
+        :math:`t = (t_x, t_y)` as fractions of the width and height.
+    """
+    cos, sin = torch.cos(angle) / scale, torch.sin(angle) / scale
+    rotation = torch.stack([torch.stack([cos, -sin], 1), torch.stack([sin, cos], 1)], 1)
+    offset = -(rotation @ (2 * shift).unsqueeze(2))
+    theta = torch.cat([rotation, offset], 2).to(images.dtype)
+    grid = torch.nn.functional.affine_grid(theta, list(images.shape), align_corners=False)
+    return torch.nn.functional.grid_sample(images - BACKGROUND, grid, align_corners=False) + BACKGROUND
+
+
+class RandomAffine:
+    r"""Data augmentation: a random :func:`affine` transformation of every image, each one different.
+
+    Each image gets its own angle :math:`\theta \sim U(-\text{degrees}, \text{degrees})`,
+    zoom :math:`s \sim U(\text{scale})` and shift
+    :math:`t_x, t_y \sim U(-\text{translate}, \text{translate})`. A whole
+    batch is transformed in one call of ``affine_grid`` and ``grid_sample``,
+    well under a millisecond for 128 images on a CPU, where per-image
+    transforms take longer than the training step itself. The random numbers
+    come from PyTorch's global generator, so seeding (as
+    :func:`~siamese_lib.training.fit` does) makes the augmentation reproducible.
+
+    Parameters
+    ----------
+    degrees : float
+        Largest rotation, in degrees, 0 ≤ degrees ≤ 180.
+    translate : float
+        Largest shift, as a fraction of the width, 0 ≤ translate < 0.5.
+    scale : (float, float)
+        Range of the zoom factor, 0 < low ≤ high.
+    """
+
+    #: Datasets call it once per batch, not once per image.
+    batched = True
+
+    def __init__(self, degrees: float = 10.0, translate: float = 0.1,
+                 scale: tuple[float, float] = (0.9, 1.1)):
+        if isinstance(degrees, bool) or not isinstance(degrees, (int, float)) or not 0 <= degrees <= 180:
+            raise ValueError(f"degrees must be a number between 0 and 180, got {degrees!r}")
+        if isinstance(translate, bool) or not isinstance(translate, (int, float)) or not 0 <= translate < 0.5:
+            raise ValueError(f"translate must be a number in [0, 0.5), got {translate!r}")
+        if (not isinstance(scale, (tuple, list)) or len(scale) != 2
+                or not all(isinstance(v, (int, float)) for v in scale) or not 0 < scale[0] <= scale[1]):
+            raise ValueError(f"scale must be (low, high) with 0 < low <= high, got {scale!r}")
+        self.degrees, self.translate = float(degrees), float(translate)
+        self.scale = (float(scale[0]), float(scale[1]))
+
+    def __repr__(self) -> str:
+        return (f"RandomAffine(degrees={self.degrees:g}, translate={self.translate:g}, "
+                f"scale=({self.scale[0]:g}, {self.scale[1]:g}))")
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        """Augment preprocessed images ``(N, 1, H, W)`` or one image ``(1, H, W)``."""
+        if not isinstance(x, torch.Tensor) or not x.is_floating_point() or x.dim() not in (3, 4):
+            raise ValueError("x must be a float tensor of shape (N, 1, H, W) or (1, H, W) "
+                             f"from preprocess, got {type(x).__name__} of shape "
+                             f"{tuple(getattr(x, 'shape', ()))}")
+        batch = x if x.dim() == 4 else x.unsqueeze(0)
+        n = len(batch)
+        angle = (2 * torch.rand(n) - 1) * np.deg2rad(self.degrees)
+        zoom = self.scale[0] + torch.rand(n) * (self.scale[1] - self.scale[0])
+        shift = (2 * torch.rand(n, 2) - 1) * self.translate
+        out = affine(batch, angle, zoom, shift)
+        return out if x.dim() == 4 else out[0]
+
+
 def _class_index(labels: np.ndarray):
     """Members of each class, sorted, and each item's class id and rank within it."""
     classes, class_id = np.unique(labels, return_inverse=True)
@@ -270,7 +354,7 @@ class _Images(Dataset):
         x = self.x[index]
         if self.transform is None:
             return x
-        if x.dim() == 3:
+        if x.dim() == 3 or getattr(self.transform, "batched", False):
             return self.transform(x)
         return torch.stack([self.transform(img) for img in x])
 
@@ -279,8 +363,9 @@ class ImageDataset(_Images):
     """Images with their labels, for online mining: item ``i`` is ``((x_i,), (label_i,))``.
 
     Indexing with a tensor of indices returns a whole batch at once.
-    ``transform`` (e.g. a torchvision augmentation) is applied to each
-    preprocessed image.
+    ``transform`` (e.g. :class:`RandomAffine` or a torchvision augmentation) is
+    applied to the preprocessed images: to a whole batch at once if it has
+    ``batched = True``, else to each image.
     """
 
     def __len__(self):

@@ -90,7 +90,7 @@ def fit(
     lr: float = 1e-3,
     weight_decay: float = 0.0,
     validate=None,
-    monitor: str = "precision_at_1",
+    monitor: str | None = "precision_at_1",
     patience: int | None = None,
     seed: int = 0,
     device=None,
@@ -118,8 +118,10 @@ def fit(
     validate : callable ``model -> dict``, optional
         Run after each epoch; its metrics go into the history as ``val_<name>``.
     monitor, patience
-        Stop when ``val_<monitor>`` (higher is better) has not improved for
-        ``patience`` epochs; the weights of the best epoch are restored.
+        The weights of the epoch with the best ``val_<monitor>`` (higher is
+        better) are restored at the end; training stops early when it has
+        not improved for ``patience`` epochs. ``monitor=None`` keeps the
+        weights of the last epoch and never stops early.
     seed : int
         Seeds everything; on the CPU deterministic algorithms are enforced, so
         the same seed gives the same weights.
@@ -137,6 +139,9 @@ def fit(
     """
     if epochs < 1:
         raise ValueError(f"epochs must be >= 1, got {epochs}")
+    if patience is not None and (monitor is None or validate is None):
+        raise ValueError(f"patience needs validate and monitor, got validate={validate!r}, "
+                         f"monitor={monitor!r}")
     device = select_device(device)
     seed_everything(seed)
     was_deterministic = torch.are_deterministic_algorithms_enabled()
@@ -181,7 +186,10 @@ def _fit(model, batches, criterion, epochs, lr, weight_decay, validate, monitor,
         history.rows.append(row)
         bar.update(1)
         _check_collapse(history, row, margin, collapse_ratio)
-        if validate is not None and f"val_{monitor}" in row:
+        if validate is not None and monitor is not None:
+            if f"val_{monitor}" not in row:
+                raise ValueError(f"monitor must name a metric that validate returns, got {monitor!r}; "
+                                 f"validate returned {sorted(k[4:] for k in row if k.startswith('val_'))}")
             if row[f"val_{monitor}"] > best:
                 best, waited, history.best_epoch = row[f"val_{monitor}"], 0, epoch
                 best_state = copy.deepcopy(model.state_dict())

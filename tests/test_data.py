@@ -177,3 +177,68 @@ def test_loader_batches(mnist):
     assert all(torch.equal(a[1][0], b[1][0]) for a, b in zip(batches, again))
     with pytest.raises(ValueError, match="batch_size or sampler"):
         data.loader(pairs)
+
+
+def _digits(mnist, n=4):
+    return data.preprocess(mnist.train.images[:n])
+
+
+def test_affine_identity_rotation_and_shifts_move_pixels_exactly(mnist):
+    x = _digits(mnist)
+    n = len(x)
+    none, ones = torch.zeros(n), torch.ones(n)
+    torch.testing.assert_close(data.affine(x, none, ones, torch.zeros(n, 2)), x, atol=1e-4, rtol=0)
+    # a quarter turn maps pixel centres onto pixel centres: exactly torch.rot90, counter-clockwise
+    quarter = data.affine(x, torch.full((n,), torch.pi / 2), ones, torch.zeros(n, 2))
+    torch.testing.assert_close(quarter, torch.rot90(x, 1, (2, 3)), atol=1e-4, rtol=0)
+    # whole-pixel shifts: right by 3, down by 2, with background coming in
+    moved = data.affine(x, none, ones, torch.tensor([[3 / 28, 2 / 28]] * n))
+    expected = torch.full_like(x, data.BACKGROUND)
+    expected[..., 2:, 3:] = x[..., :-2, :-3]
+    torch.testing.assert_close(moved, expected, atol=1e-4, rtol=0)
+    # zooming out by 2 keeps the centre pixel and fills the border with background
+    small = data.affine(x, none, 0.5 * ones, torch.zeros(n, 2))
+    assert torch.allclose(small[..., :6, :], torch.tensor(data.BACKGROUND))
+
+
+def test_random_affine_is_per_image_seeded_and_checked(mnist):
+    x = _digits(mnist, 1).repeat(8, 1, 1, 1)  # eight copies of one image
+    augment = data.RandomAffine(degrees=15, translate=0.1, scale=(0.9, 1.1))
+    torch.manual_seed(0)
+    out = augment(x)
+    assert out.shape == x.shape and out.dtype == x.dtype
+    assert len({tuple(img.flatten()[::7].tolist()) for img in out}) == 8  # each copy moved differently
+    torch.manual_seed(0)
+    assert torch.equal(augment(x), out)
+    assert augment(x[0]).shape == x[0].shape  # one image (1, 28, 28) as well
+    no_change = data.RandomAffine(degrees=0, translate=0, scale=(1, 1))
+    torch.testing.assert_close(no_change(x), x, atol=1e-4, rtol=0)
+    assert repr(augment) == "RandomAffine(degrees=15, translate=0.1, scale=(0.9, 1.1))"
+    for kwargs, message in (({"degrees": -1}, "degrees must be"), ({"translate": 0.5}, "translate must be"),
+                            ({"scale": (1.1, 0.9)}, "scale must be"), ({"scale": (0, 1)}, "scale must be")):
+        with pytest.raises(ValueError, match=message):
+            data.RandomAffine(**kwargs)
+    with pytest.raises(ValueError, match="x must be a float tensor"):
+        augment(mnist.train.images[:2])  # raw uint8 pixels, not preprocessed
+
+
+def test_datasets_apply_a_batched_transform_once_per_batch(mnist):
+    calls = []
+
+    def per_image(x):
+        calls.append(tuple(x.shape))
+        return x
+
+    class PerBatch:
+        batched = True
+
+        def __call__(self, x):
+            calls.append(tuple(x.shape))
+            return x
+
+    index = torch.arange(5)
+    data.ImageDataset(mnist.val, per_image)[index]
+    assert calls == [(1, 28, 28)] * 5
+    calls.clear()
+    data.PairDataset(mnist.val, 10, transform=PerBatch())[index]
+    assert calls == [(5, 1, 28, 28)] * 2

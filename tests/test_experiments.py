@@ -22,6 +22,15 @@ def test_run_argument_errors(small_mnist):
         experiments.run("triplet", margin=-1.0, data=small_mnist)
 
 
+def test_augmentation_is_the_default_and_can_be_switched_off(small_mnist):
+    augmented = experiments.run("contrastive", epochs=1, data=small_mnist)
+    plain = experiments.run("contrastive", epochs=1, data=small_mnist, transform=None)
+    assert augmented.config["augment"] == repr(experiments.AUGMENT)
+    assert plain.config["augment"] is None
+    assert augmented.metrics != plain.metrics
+    assert augmented.history.best_epoch is None  # the last epoch's weights, not a chosen one
+
+
 def test_unseen_classes(small_mnist):
     result = experiments.run("triplet", epochs=1, data=small_mnist, train_classes=range(5))
     assert result.config["test_classes"] == [5, 6, 7, 8, 9]
@@ -45,7 +54,7 @@ def test_cli_help_and_bad_options(capsys):
         main(["compare", "--help"])
     assert exit_info.value.code == 0
     out = capsys.readouterr().out
-    for option in ("--losses", "--seeds", "--out", "--epochs", "--data"):
+    for option in ("--losses", "--seeds", "--out", "--epochs", "--no-augment", "--data"):
         assert option in out
     for bad in (["compare", "--losses", "hinge"], ["train"], ["train", "--loss", "triplet", "--epochs", "0"],
                 ["train", "--loss", "contrastive", "--mining", "semi_hard"], ["fly"]):
@@ -72,9 +81,12 @@ def test_cli_compare_writes_the_same_numbers_as_the_api(tmp_path):
 
 def test_cli_train_saves_a_checkpoint(tmp_path):
     path = tmp_path / "triplet.pt"
-    assert main(["train", "--loss", "triplet", "--mining", "semi_hard", "--epochs", "1",
-                 "--out", str(path)]) == 0
     from siamese_lib.training import load_checkpoint
 
+    assert main(["train", "--loss", "triplet", "--mining", "semi_hard", "--epochs", "1",
+                 "--out", str(path)]) == 0
     model, meta = load_checkpoint(path)
     assert meta["mining"] == "semi_hard" and model.embedding_dim == experiments.EMBEDDING_DIM
+    assert meta["augment"] == repr(experiments.AUGMENT)
+    assert main(["train", "--loss", "triplet", "--epochs", "1", "--no-augment", "--out", str(path)]) == 0
+    assert "augment" not in load_checkpoint(path)[1]

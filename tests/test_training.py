@@ -140,3 +140,30 @@ def test_deterministic_mode_is_restored():
 def test_select_device():
     assert training.select_device("cpu") == torch.device("cpu")
     assert training.select_device().type in {"cpu", "cuda", "mps"}
+
+
+def test_monitor_none_keeps_the_last_epoch():
+    model = models.EmbeddingNet(4)
+    snapshots = []
+
+    def validate(m):
+        snapshots.append({k: v.clone() for k, v in m.state_dict().items()})
+        return {"precision_at_1": 1.0 / len(snapshots)}  # the first epoch looks best
+
+    history = training.fit(model, _toy_batches(), losses.OnlineTripletLoss("batch_all"), epochs=3,
+                           validate=validate, monitor=None, progress=False)
+    assert len(history) == 3 and history.best_epoch is None and not history.stopped_early
+    for k, v in model.state_dict().items():
+        assert torch.equal(v, snapshots[-1][k])
+
+
+def test_monitor_and_patience_errors():
+    def validate(m):
+        return {"map_at_r": 0.5}
+
+    with pytest.raises(ValueError, match="monitor must name a metric that validate returns"):
+        training.fit(models.EmbeddingNet(4), _toy_batches(1), losses.OnlineTripletLoss(), epochs=1,
+                     validate=validate, progress=False)
+    with pytest.raises(ValueError, match="patience needs validate and monitor"):
+        training.fit(models.EmbeddingNet(4), _toy_batches(1), losses.OnlineTripletLoss(), epochs=1,
+                     validate=validate, monitor=None, patience=2, progress=False)
