@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import statistics
 import time
 
 import torch
@@ -20,6 +21,7 @@ from siamese_lib.losses import contrastive_loss
 from siamese_lib.models import EmbeddingNet
 
 PAIRS_PER_STEP = experiments.IMAGES_PER_STEP // 2
+REPEATS = 5
 
 
 def pairs_per_second(concatenate: bool, steps: int = 60) -> float:
@@ -49,9 +51,15 @@ def pairs_per_second(concatenate: bool, steps: int = 60) -> float:
 
 def main() -> None:
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
-    once, twice = pairs_per_second(True), pairs_per_second(False)
-    print(f"contrastive step, {PAIRS_PER_STEP} pairs: encoder once on the concatenated batch "
-          f"{once:,.0f} pairs/s; once per branch {twice:,.0f} pairs/s ({once / twice:.2f}x)")
+    rates = {True: [], False: []}
+    for _ in range(REPEATS):  # interleaved, so a slow spell of the machine hits both
+        for concatenate in rates:
+            rates[concatenate].append(pairs_per_second(concatenate))
+    once, twice = (statistics.median(rates[c]) for c in (True, False))
+    print(f"contrastive step, {PAIRS_PER_STEP} pairs, median of {REPEATS} interleaved runs: encoder "
+          f"once on the concatenated batch {once:,.0f} pairs/s; once per branch {twice:,.0f} pairs/s "
+          f"({once / twice:.2f}x; range {min(rates[True]):,.0f}-{max(rates[True]):,.0f} and "
+          f"{min(rates[False]):,.0f}-{max(rates[False]):,.0f})")
     print(f"experiments.run with the book's defaults (epochs={experiments.EPOCHS}, "
           f"embedding_dim={experiments.EMBEDDING_DIM}, margins {experiments.DEFAULT_MARGIN}):")
     for loss in experiments.LOSSES:
