@@ -73,30 +73,39 @@ def _neighbour_matches(embeddings, labels, metric, k=None):
     return torch.cat(rows), r
 
 
-def precision_at_1(embeddings: torch.Tensor, labels, metric: str = "euclidean") -> float:
-    """Fraction of queries whose nearest neighbour has the same label."""
-    rel, _ = _neighbour_matches(embeddings, labels, metric, k=1)
+def _precision_at_1(rel, r) -> float:
     return rel[:, 0].double().mean().item()
 
 
-def r_precision(embeddings: torch.Tensor, labels, metric: str = "euclidean") -> float:
-    """Mean over queries of the fraction of same-label items among the R nearest."""
-    rel, r = _neighbour_matches(embeddings, labels, metric)
+def _r_precision(rel, r) -> float:
     keep = r > 0
     ranks = torch.arange(rel.shape[1])[None, :]
     hits = (rel & (ranks < r[:, None])).sum(dim=1)
     return (hits[keep] / r[keep]).double().mean().item()
 
 
-def map_at_r(embeddings: torch.Tensor, labels, metric: str = "euclidean") -> float:
-    """Mean average precision at R (Musgrave et al. 2020)."""
-    rel, r = _neighbour_matches(embeddings, labels, metric)
+def _map_at_r(rel, r) -> float:
     keep = r > 0
     ranks = torch.arange(1, rel.shape[1] + 1)[None, :]
     precision = rel.cumsum(dim=1) / ranks
     within_r = ranks <= r[:, None]
     ap = (precision * rel * within_r).sum(dim=1)
     return (ap[keep] / r[keep]).double().mean().item()
+
+
+def precision_at_1(embeddings: torch.Tensor, labels, metric: str = "euclidean") -> float:
+    """Fraction of queries whose nearest neighbour has the same label."""
+    return _precision_at_1(*_neighbour_matches(embeddings, labels, metric, k=1))
+
+
+def r_precision(embeddings: torch.Tensor, labels, metric: str = "euclidean") -> float:
+    """Mean over queries of the fraction of same-label items among the R nearest."""
+    return _r_precision(*_neighbour_matches(embeddings, labels, metric))
+
+
+def map_at_r(embeddings: torch.Tensor, labels, metric: str = "euclidean") -> float:
+    """Mean average precision at R (Musgrave et al. 2020)."""
+    return _map_at_r(*_neighbour_matches(embeddings, labels, metric))
 
 
 def knn_accuracy(embeddings: torch.Tensor, labels, k: int = 5, metric: str = "euclidean") -> float:
@@ -124,11 +133,15 @@ def knn_accuracy(embeddings: torch.Tensor, labels, k: int = 5, metric: str = "eu
 
 def retrieval_metrics(embeddings: torch.Tensor, labels, metric: str = "euclidean",
                       k: int = 5) -> dict[str, float]:
-    """precision@1, R-precision, MAP@R and kNN accuracy in one dictionary."""
+    """precision@1, R-precision, MAP@R and kNN accuracy in one dictionary.
+
+    The neighbours are ranked once for the first three.
+    """
+    rel, r = _neighbour_matches(embeddings, labels, metric)
     return {
-        "precision_at_1": precision_at_1(embeddings, labels, metric),
-        "r_precision": r_precision(embeddings, labels, metric),
-        "map_at_r": map_at_r(embeddings, labels, metric),
+        "precision_at_1": _precision_at_1(rel, r),
+        "r_precision": _r_precision(rel, r),
+        "map_at_r": _map_at_r(rel, r),
         "knn_accuracy": knn_accuracy(embeddings, labels, k, metric),
     }
 

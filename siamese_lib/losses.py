@@ -35,10 +35,20 @@ def _reduce(per_item: torch.Tensor, reduction: str) -> torch.Tensor:
     return per_item.sum() if reduction == "sum" else per_item.mean()
 
 
-def _mean_or_zero(per_item: torch.Tensor) -> torch.Tensor:
-    # an empty selection gives a zero that is still part of the graph, so
-    # backward() runs and yields zero gradients instead of NaN from mean([])
-    return per_item.sum() / max(per_item.numel(), 1)
+def _masked_mean(values: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+    """Mean of ``values`` where ``mask`` is True (everywhere if None).
+
+    An empty selection gives a zero that is still part of the graph, so
+    backward() runs and yields zero gradients instead of NaN from mean([]).
+    """
+    if mask is None:
+        return values.sum() / max(values.numel(), 1)
+    return (values * mask).sum() / mask.sum().clamp_min(1)
+
+
+def _contrastive_terms(d: torch.Tensor, same: torch.Tensor, margin: float) -> torch.Tensor:
+    """Per-pair contrastive loss: ``d**2`` where ``same``, else ``max(margin - d, 0)**2``."""
+    return torch.where(same, d.pow(2), F.relu(margin - d).pow(2))
 
 
 def _hinge(d_ap: torch.Tensor, d_an: torch.Tensor, margin: float, soft: bool):
@@ -95,9 +105,8 @@ def contrastive_loss(
     check_reduction(reduction)
     check_metric(metric)
     d = paired_distance(x1, x2, metric)
-    y = check_labels("y", y, d.shape[0], binary=True).to(d.dtype)
-    per_pair = y * d.pow(2) + (1 - y) * F.relu(margin - d).pow(2)
-    return _reduce(per_pair, reduction)
+    y = check_labels("y", y, d.shape[0], binary=True).to(d.device)
+    return _reduce(_contrastive_terms(d, y == 1, margin), reduction)
 
 
 def triplet_loss(
@@ -199,7 +208,7 @@ def batch_all_triplet_loss(
     per_triplet = _hinge(dist[anchor, positive][:, None], dist[anchor], margin, soft)
     valid = mining.pair_masks(labels)[1][anchor]
     active = valid & (per_triplet > 0)
-    loss = (per_triplet * active).sum() / active.sum().clamp_min(1)
+    loss = _masked_mean(per_triplet, active)
     if not return_fraction:
         return loss
     return loss, active.sum().item() / max(valid.sum().item(), 1)
@@ -224,7 +233,7 @@ def batch_hard_triplet_loss(
     labels, margin = _online_inputs(embeddings, labels, margin)
     dist = pairwise(embeddings, None, _triplet_metric(squared))
     a, p, n = mining.batch_hard(dist, labels)
-    return _mean_or_zero(_hinge(dist[a, p], dist[a, n], margin, soft))
+    return _masked_mean(_hinge(dist[a, p], dist[a, n], margin, soft))
 
 
 def semi_hard_triplet_loss(
@@ -243,7 +252,7 @@ def semi_hard_triplet_loss(
     labels, margin = _online_inputs(embeddings, labels, margin)
     dist = pairwise(embeddings, None, _triplet_metric(squared))
     a, p, n = mining.semi_hard(dist, labels, margin)
-    return _mean_or_zero(_hinge(dist[a, p], dist[a, n], margin, soft=False))
+    return _masked_mean(_hinge(dist[a, p], dist[a, n], margin, soft=False))
 
 
 def online_contrastive_loss(
@@ -270,9 +279,7 @@ def online_contrastive_loss(
         pos_mask, neg_mask = mining.pair_masks(labels)
     upper = torch.ones_like(pos_mask).triu(diagonal=1)
     pos_mask, neg_mask = pos_mask & upper, neg_mask & upper
-    per_pair = torch.where(pos_mask, dist.pow(2), F.relu(margin - dist).pow(2))
-    selected = pos_mask | neg_mask
-    return (per_pair * selected).sum() / selected.sum().clamp_min(1)
+    return _masked_mean(_contrastive_terms(dist, pos_mask, margin), pos_mask | neg_mask)
 
 
 class ContrastiveLoss(nn.Module):
