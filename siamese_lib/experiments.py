@@ -47,7 +47,7 @@ LOSSES = ("contrastive", "triplet")
 MINING = {"contrastive": ("offline", "all", "hard"),
           "triplet": ("offline", "all", "hard", "semi_hard")}
 _TRIPLET_MINER = {"all": "batch_all", "hard": "batch_hard", "semi_hard": "semi_hard"}
-#: Margins chosen on the validation split (the sweep of chapter 8, "Choosing the margins").
+#: Margins chosen on the validation split (chapter 8a; benchmarks/select_defaults.py, over three seeds).
 DEFAULT_MARGIN = {"contrastive": 1.0, "triplet": 8.0}
 IMAGES_PER_STEP = 128
 EMBEDDING_DIM = 32

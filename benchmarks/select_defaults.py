@@ -1,0 +1,89 @@
+"""The evidence behind the book's defaults, computed without the test split.
+
+    python benchmarks/select_defaults.py                # all three parts, about 6 minutes
+    python benchmarks/select_defaults.py margins epochs # some of them
+
+* ``margins``: validation MAP@R and precision@1, mean over seeds 0-2, for each
+  margin candidate of each loss (chapter 8a runs the same sweep with seed 0 only).
+* ``epochs``: the default budget against 20 epochs, on validation, seeds 0-2.
+* ``augment``: with and without ``experiments.AUGMENT``. The 500 validation
+  images are too few to resolve a point of precision@1, so this part holds out
+  100 images per digit of the *training* split (three disjoint folds of 1,000
+  images, the size of the test split), trains on the other 2,500 and measures
+  on the held-out fold.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import numpy as np
+import pandas as pd
+
+from siamese_lib import data, evaluation, experiments
+
+SEEDS = (0, 1, 2)
+MARGINS = {"contrastive": (0.5, 1.0, 2.0), "triplet": (2.0, 4.0, 8.0, 16.0)}
+FOLD_SIZE = 100  # images per digit held out of the training split
+
+
+def validation_scores(**kwargs) -> dict:
+    """Mean validation MAP@R and precision@1 of ``experiments.run(**kwargs)`` over ``SEEDS``."""
+    val = experiments.get_data().val
+    scores = []
+    for seed in SEEDS:
+        z = evaluation.embed(experiments.run(seed=seed, **kwargs).model, val.images)
+        scores.append((evaluation.map_at_r(z, val.labels), evaluation.precision_at_1(z, val.labels)))
+    mapr, p1 = np.mean(scores, axis=0)
+    return {"val MAP@R": mapr, "val P@1": p1}
+
+
+def margins() -> pd.DataFrame:
+    rows = [{"loss": loss, "margin": m, **validation_scores(loss=loss, margin=m)}
+            for loss, candidates in MARGINS.items() for m in candidates]
+    return pd.DataFrame(rows)
+
+
+def epochs() -> pd.DataFrame:
+    rows = [{"loss": loss, "epochs": e, **validation_scores(loss=loss, epochs=e)}
+            for loss in experiments.LOSSES for e in (experiments.EPOCHS, 20)]
+    return pd.DataFrame(rows)
+
+
+def held_out_fold(k: int) -> data.MNIST:
+    """Train on the training split minus fold ``k``; fold ``k`` takes the place of the test split."""
+    mnist = experiments.get_data()
+    labels = mnist.train.labels.numpy()
+    held = np.zeros(len(labels), dtype=bool)
+    for digit in np.unique(labels):
+        held[np.flatnonzero(labels == digit)[k * FOLD_SIZE:(k + 1) * FOLD_SIZE]] = True
+    train = data.Split(mnist.train.images[~held], mnist.train.labels[~held])
+    fold = data.Split(mnist.train.images[held], mnist.train.labels[held])
+    return data.MNIST(train, mnist.val, fold, f"{mnist.source}, training fold {k} held out")
+
+
+def augment() -> pd.DataFrame:
+    rows = []
+    for loss in experiments.LOSSES:
+        for name, transform in (("none", None), ("AUGMENT", experiments.AUGMENT)):
+            metrics = [experiments.run(loss, seed=k, data=held_out_fold(k), transform=transform).metrics
+                       for k in range(3)]
+            rows.append({"loss": loss, "augmentation": name,
+                         **{f"fold {m}": np.mean([x[m] for x in metrics])
+                            for m in ("precision_at_1", "map_at_r")}})
+    return pd.DataFrame(rows)
+
+
+PARTS = {"margins": margins, "epochs": epochs, "augment": augment}
+
+
+def main(argv) -> None:
+    unknown = set(argv) - set(PARTS)
+    if unknown:
+        raise SystemExit(f"parts must be among {list(PARTS)}, got {sorted(unknown)}")
+    for name in argv or PARTS:
+        print(f"== {name}\n{PARTS[name]().round(4).to_string(index=False)}\n", flush=True)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
