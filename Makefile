@@ -43,7 +43,7 @@ stripped: setup
 	$(VENV)/bin/nbstripout --verify book/*.ipynb
 
 unit: setup
-	$(VENV)/bin/pytest -q -m "not browser" -n 2
+	$(VENV)/bin/pytest -q -m "not browser" -n 2 --doctest-modules siamese_lib tests
 
 nbval: setup
 	$(VENV)/bin/pytest -q --nbval-lax --nbval-current-env \

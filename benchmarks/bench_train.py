@@ -61,11 +61,12 @@ def main() -> None:
           f"({once / twice:.2f}x; range {min(rates[True]):,.0f}-{max(rates[True]):,.0f} and "
           f"{min(rates[False]):,.0f}-{max(rates[False]):,.0f})")
     print(f"experiments.run with the book's defaults (epochs={experiments.EPOCHS}, "
-          f"embedding_dim={experiments.EMBEDDING_DIM}, margins {experiments.DEFAULT_MARGIN}):")
+          f"embedding_dim={experiments.EMBEDDING_DIM}):")
     for loss in experiments.LOSSES:
         result = experiments.run(loss)
         m = result.metrics
-        print(f"  {loss:<12} train {result.seconds:5.1f} s   P@1 {m['precision_at_1']:.4f}   "
+        print(f"  {loss:<12} ({result.config['metric']}, margin {result.config['margin']:g}) "
+              f"train {result.seconds:5.1f} s   P@1 {m['precision_at_1']:.4f}   "
               f"MAP@R {m['map_at_r']:.4f}   ROC-AUC {m['roc_auc']:.4f}   EER {m['eer']:.4f}")
 
 

@@ -6,8 +6,11 @@ import argparse
 import sys
 from pathlib import Path
 
-from . import experiments
-from .training import save_checkpoint
+from . import comparison, experiments
+from .data import SOURCES, load_mnist
+from .distances import METRICS
+from .mining import STRATEGIES
+from .models import save_checkpoint
 
 
 def _positive_int(text: str) -> int:
@@ -34,7 +37,7 @@ def _add_training_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-augment", action="store_true",
                         help=f"train on the images as they are, without the default "
                              f"augmentation {experiments.AUGMENT!r}")
-    parser.add_argument("--data", choices=("embedded", "full"), default=None,
+    parser.add_argument("--data", choices=SOURCES, default=None,
                         help="MNIST source: the embedded 5,000-image subset (offline) or full "
                              "MNIST via torchvision (downloads once); default: $SIAMESE_MNIST "
                              "or embedded")
@@ -43,6 +46,7 @@ def _add_training_options(parser: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The parser of ``python -m siamese_lib``."""
     parser = argparse.ArgumentParser(
         prog="python -m siamese_lib",
         description="Train Siamese networks on MNIST with the contrastive or the triplet "
@@ -66,10 +70,14 @@ def build_parser() -> argparse.ArgumentParser:
                            description="Train one embedding network and save its weights.")
     train.add_argument("--loss", choices=experiments.LOSSES, required=True,
                        help="which loss to train with")
-    train.add_argument("--mining", default="all",
-                       help="offline, all, hard (both losses) or semi_hard (triplet); default: all")
+    train.add_argument("--mining", choices=STRATEGIES, default="batch_all",
+                       help="random pairs / triplets, or batch_all, batch_hard or (triplet) "
+                            "semi_hard mining in P×K batches (default: %(default)s)")
+    train.add_argument("--metric", choices=METRICS, default=None,
+                       help="distance of the loss (default: euclidean for contrastive, "
+                            "sqeuclidean for triplet)")
     train.add_argument("--margin", type=_positive_float, default=None,
-                       help="margin m (default: the loss's validated default)")
+                       help="margin m (default: the validated margin of the loss and metric)")
     train.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     train.add_argument("--out", type=Path, default=Path("model.pt"),
                        help="checkpoint file (default: %(default)s)")
@@ -78,39 +86,47 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _common(args) -> dict:
-    data = None if args.data is None else experiments.data_mod.load_mnist(args.data)
+    data = experiments.get_data() if args.data is None else load_mnist(args.data)
     return dict(epochs=args.epochs, embedding_dim=args.embedding_dim, lr=args.lr,
                 transform=None if args.no_augment else experiments.AUGMENT,
                 data=data, device=args.device)
 
 
 def cmd_compare(args) -> None:
+    """Write results.csv, summary.md and figures for ``compare``."""
     from . import plotting
 
     args.out.mkdir(parents=True, exist_ok=True)
     common = _common(args)
-    comparison = experiments.compare(args.losses, args.seeds, progress=True, **common)
-    comparison.table.to_csv(args.out / "results.csv", index=False)
-    summary = experiments.format_summary(comparison.summary)
+    mnist = common["data"]
+    result = comparison.compare(args.losses, args.seeds, progress=True, **common)
+    result.table.to_csv(args.out / "results.csv", index=False)
+    summary = comparison.format_summary(result.summary)
+    spread = "mean ± std" if len(args.seeds) > 1 else "one seed"
     (args.out / "summary.md").write_text(
         f"# Contrastive vs triplet loss\n\nSeeds: {' '.join(map(str, args.seeds))}; "
-        f"test split of {experiments.get_data(common['data']).source} MNIST; mean ± std.\n\n"
-        + experiments.to_markdown(summary))
-    mnist = experiments.get_data(common["data"])
-    figures = plotting.comparison_figures(comparison, mnist)
+        f"test split of {mnist.source} MNIST; {spread}.\n\n" + comparison.to_markdown(summary))
+    figures = plotting.comparison_figures(result, mnist.test, experiments.fixed_test_pairs(mnist.test))
     for name, fig in figures.items():
         fig.savefig(args.out / f"{name}.png", dpi=120, bbox_inches="tight")
-    print(experiments.to_markdown(summary))
+    print(comparison.to_markdown(summary))
     print(f"wrote {args.out / 'results.csv'}, {args.out / 'summary.md'} and "
           + ", ".join(f"{name}.png" for name in figures))
 
 
 def cmd_train(args, parser) -> None:
+    """Train one model and save its checkpoint, for ``train``."""
     if args.mining not in experiments.MINING[args.loss]:
         parser.error(f"--mining for the {args.loss} loss must be one of "
                      f"{experiments.MINING[args.loss]}, got {args.mining!r}")
-    result = experiments.run(args.loss, mining=args.mining, margin=args.margin, seed=args.seed,
-                             progress=True, **_common(args))
+    metric = args.metric or experiments.DEFAULT_METRIC[args.loss]
+    if args.margin is None:
+        try:
+            experiments.default_margin(args.loss, metric, False)
+        except ValueError as err:
+            parser.error(f"--margin is needed: {err}")
+    result = experiments.run(args.loss, mining=args.mining, margin=args.margin, metric=metric,
+                             seed=args.seed, progress=True, **_common(args))
     save_checkpoint(args.out, result.model, **{k: v for k, v in result.config.items()
                                                if isinstance(v, (int, float, str, bool))})
     print(", ".join(f"{k}={v:.4f}" for k, v in result.metrics.items()))
@@ -118,6 +134,7 @@ def cmd_train(args, parser) -> None:
 
 
 def main(argv=None) -> int:
+    """Run the command line with ``argv`` (default: ``sys.argv[1:]``)."""
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command == "compare":

@@ -23,25 +23,14 @@ import numpy as np
 import torch
 from sklearn import metrics as skm
 
-from ._checks import check_embeddings, check_labels
-from .data import preprocess
-from .distances import distance_matrix, paired_distance
+from ._checks import check_embeddings, check_labels, check_metric, check_number
+from .distances import _paired, _pairwise
+
+__all__ = ["precision_at_1", "r_precision", "map_at_r", "knn_accuracy", "retrieval_metrics",
+           "pair_distances", "roc_curve", "roc_auc", "equal_error_rate", "best_threshold",
+           "verification_accuracy"]
 
 _CHUNK = 1024
-
-
-@torch.no_grad()
-def embed(model: torch.nn.Module, images, batch_size: int = 1024, device=None) -> torch.Tensor:
-    """Embeddings of raw uint8 images ``(N, 28, 28)``, computed in eval mode, returned on the CPU."""
-    device = device or next(model.parameters()).device
-    was_training = model.training
-    model.eval()
-    try:
-        out = [model(preprocess(images[i:i + batch_size]).to(device)).cpu()
-               for i in range(0, len(images), batch_size)]
-    finally:
-        model.train(was_training)
-    return torch.cat(out)
 
 
 def _nearest(embeddings, metric, k):
@@ -51,8 +40,8 @@ def _nearest(embeddings, metric, k):
     by index (a stable sort), so the order is the same every time.
     """
     for start in range(0, len(embeddings), _CHUNK):
-        dist = distance_matrix(embeddings[start:start + _CHUNK], embeddings, metric)
-        rows = torch.arange(dist.shape[0])
+        dist = _pairwise(embeddings[start:start + _CHUNK], embeddings, metric)
+        rows = torch.arange(dist.shape[0], device=dist.device)
         dist[rows, rows + start] = torch.inf
         yield start, torch.sort(dist, dim=1, stable=True).indices[:, :k]
 
@@ -60,7 +49,8 @@ def _nearest(embeddings, metric, k):
 def _neighbour_matches(embeddings, labels, metric, k=None):
     """``rel[q, i]``: does the i-th nearest neighbour of q share its label? Plus ``R_q``."""
     check_embeddings("embeddings", embeddings)
-    labels = check_labels("labels", labels, len(embeddings))
+    check_metric(metric)
+    labels = check_labels("labels", labels, len(embeddings), device=embeddings.device)
     same = labels[:, None] == labels[None, :]
     r = same.sum(dim=1) - 1
     if len(labels) < 2 or r.max() < 1:
@@ -79,14 +69,14 @@ def _precision_at_1(rel, r) -> float:
 
 def _r_precision(rel, r) -> float:
     keep = r > 0
-    ranks = torch.arange(rel.shape[1])[None, :]
+    ranks = torch.arange(rel.shape[1], device=rel.device)[None, :]
     hits = (rel & (ranks < r[:, None])).sum(dim=1)
     return (hits[keep] / r[keep]).double().mean().item()
 
 
 def _map_at_r(rel, r) -> float:
     keep = r > 0
-    ranks = torch.arange(1, rel.shape[1] + 1)[None, :]
+    ranks = torch.arange(1, rel.shape[1] + 1, device=rel.device)[None, :]
     precision = rel.cumsum(dim=1) / ranks
     within_r = ranks <= r[:, None]
     ap = (precision * rel * within_r).sum(dim=1)
@@ -111,23 +101,32 @@ def map_at_r(embeddings: torch.Tensor, labels, metric: str = "euclidean") -> flo
 def knn_accuracy(embeddings: torch.Tensor, labels, k: int = 5, metric: str = "euclidean") -> float:
     """Leave-one-out k-nearest-neighbour classification accuracy.
 
-    Ties between classes with equally many votes go to the class whose
-    neighbour is closest.
+    Each query is given the class with the most votes among its ``k``
+    nearest neighbours; a tie between classes with equally many votes goes to
+    the tied class whose nearest neighbour is closest.
+
+    Examples
+    --------
+    >>> import torch
+    >>> z = torch.tensor([[0.0], [0.1], [0.2], [5.0], [5.1], [5.2]])
+    >>> knn_accuracy(z, torch.tensor([0, 0, 0, 1, 1, 1]), k=2)
+    1.0
     """
-    if k < 1:
-        raise ValueError(f"k must be >= 1, got {k}")
-    labels = torch.as_tensor(labels)
+    k = check_number("k", k, low=1, integer=True)
     check_embeddings("embeddings", embeddings)
-    check_labels("labels", labels, len(embeddings))
+    check_metric(metric)
+    labels = check_labels("labels", labels, len(embeddings), device=embeddings.device)
     classes, codes = torch.unique(labels, return_inverse=True)
     k = min(k, len(labels) - 1)
-    # one vote each, minus a tiny amount per rank so a tie goes to the closer class
-    weights = 1 - torch.arange(k, dtype=torch.float64) / (k * k + 1)
+    # score = votes * (k + 1) + (k - rank of the class's nearest neighbour): votes first, then closeness
+    ranks = torch.arange(k, device=labels.device)
     correct = 0
     for start, order in _nearest(embeddings, metric, k):
-        votes = torch.zeros(len(order), len(classes), dtype=torch.float64)
-        votes.scatter_add_(1, codes[order], weights.expand(len(order), k).contiguous())
-        correct += (votes.argmax(dim=1) == codes[start:start + len(order)]).sum().item()
+        onehot = torch.nn.functional.one_hot(codes[order], len(classes))  # (q, k, C)
+        votes = onehot.sum(dim=1)
+        first = torch.where(onehot.bool(), ranks[None, :, None], k).amin(dim=1)
+        score = votes * (k + 1) + (k - first)
+        correct += (score.argmax(dim=1) == codes[start:start + len(order)]).sum().item()
     return correct / len(labels)
 
 
@@ -147,10 +146,11 @@ def retrieval_metrics(embeddings: torch.Tensor, labels, metric: str = "euclidean
 
 
 def pair_distances(embeddings: torch.Tensor, pairs, metric: str = "euclidean"):
-    """Distances and labels of the pairs of a :class:`~siamese_lib.data.PairDataset`.
+    """Distances and labels of index pairs ``(i, j, y)`` from :func:`~siamese_lib.sampling.make_pairs`.
 
     ``embeddings`` are those of the split the pairs were drawn from (from
-    :func:`embed`), so each image is encoded once however many pairs it is in.
+    :func:`~siamese_lib.models.embed`), so each image is encoded once however
+    many pairs it is in.
 
     Returns
     -------
@@ -158,9 +158,13 @@ def pair_distances(embeddings: torch.Tensor, pairs, metric: str = "euclidean"):
     y : ndarray of int64, shape (n_pairs,)
         1 for same-class pairs.
     """
-    i, j, y = pairs.pairs.unbind(1)
-    d = paired_distance(embeddings[i], embeddings[j], metric)
-    return d.detach().numpy().astype(np.float64), y.numpy()
+    check_embeddings("embeddings", embeddings)
+    pairs = torch.as_tensor(pairs)
+    if pairs.dim() != 2 or pairs.shape[1] != 3:
+        raise ValueError(f"pairs must have shape (n, 3) with columns i, j, y, got {tuple(pairs.shape)}")
+    i, j, y = pairs.to(embeddings.device).unbind(1)
+    d = _paired(embeddings[i], embeddings[j], check_metric(metric))
+    return d.detach().cpu().numpy().astype(np.float64), y.cpu().numpy()
 
 
 def _check_pairs(distances, y):
@@ -175,7 +179,7 @@ def _check_pairs(distances, y):
 
 
 def roc_curve(distances, y):
-    """False and true positive rates when "same" means :math:`d \\le t`, for every threshold t."""
+    r"""False and true positive rates when "same" means :math:`d \le t`, for every threshold t."""
     distances, y = _check_pairs(distances, y)
     fpr, tpr, thresholds = skm.roc_curve(y, -distances)
     return fpr, tpr, -thresholds
@@ -223,6 +227,6 @@ def best_threshold(distances, y) -> float:
 
 
 def verification_accuracy(distances, y, threshold: float) -> float:
-    """Accuracy of predicting "same class" exactly when :math:`d \\le t`."""
+    r"""Accuracy of predicting "same class" exactly when :math:`d \le t`."""
     distances, y = _check_pairs(distances, y)
     return float(((distances <= threshold) == (y == 1)).mean())

@@ -1,10 +1,15 @@
-"""The embedding network and the Siamese wrapper that shares it between branches."""
+"""The embedding network, the Siamese wrapper that shares it between branches, and checkpoints."""
 
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from ._checks import check_number
+from .transforms import preprocess
+
+__all__ = ["EmbeddingNet", "SiameseNetwork", "embed", "save_checkpoint", "load_checkpoint"]
 
 
 class EmbeddingNet(nn.Module):
@@ -26,13 +31,19 @@ class EmbeddingNet(nn.Module):
     normalize : bool
         If True, embeddings are L2-normalised: :math:`f(x) / \lVert f(x)\rVert`,
         so they lie on the unit sphere and Euclidean distances are in [0, 2].
+
+    Examples
+    --------
+    >>> import torch
+    >>> net = EmbeddingNet(embedding_dim=8, normalize=True).eval()
+    >>> z = net(torch.zeros(3, 1, 28, 28))
+    >>> z.shape, torch.allclose(z.norm(dim=1), torch.ones(3))
+    (torch.Size([3, 8]), True)
     """
 
     def __init__(self, embedding_dim: int = 32, normalize: bool = False):
         super().__init__()
-        if isinstance(embedding_dim, bool) or not isinstance(embedding_dim, int) or embedding_dim < 1:
-            raise ValueError(f"embedding_dim must be a positive int, got {embedding_dim!r}")
-        self.embedding_dim = embedding_dim
+        self.embedding_dim = check_number("embedding_dim", embedding_dim, low=1, integer=True)
         self.normalize = normalize
         self.features = nn.Sequential(
             nn.Conv2d(1, 16, kernel_size=5), nn.MaxPool2d(2), nn.BatchNorm2d(16), nn.ReLU(),  # 16×12×12
@@ -45,6 +56,7 @@ class EmbeddingNet(nn.Module):
         self.features.to(memory_format=torch.channels_last)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Embed preprocessed images ``(N, 1, 28, 28)`` into ``(N, embedding_dim)``."""
         z = self.head(self.features(x.contiguous(memory_format=torch.channels_last)))
         return F.normalize(z, dim=1) if self.normalize else z
 
@@ -54,10 +66,18 @@ class SiameseNetwork(nn.Module):
 
     ``net(x1, x2)`` returns ``(f(x1), f(x2))`` and ``net(a, p, n)`` returns
     three embeddings. The inputs are concatenated and encoded in one batched
-    forward pass. In eval mode this gives exactly the result of one call per
-    branch. In training mode batch normalisation then computes one set of
-    statistics over all branches together, so every branch is normalised the
-    same way, which is what weight sharing means.
+    forward pass. In eval mode this gives the result of one call per branch
+    (up to floating-point round-off). In training mode batch normalisation
+    then computes one set of statistics over all branches together, so every
+    branch is normalised the same way, which is what weight sharing means.
+
+    Examples
+    --------
+    >>> import torch
+    >>> net = SiameseNetwork(EmbeddingNet(embedding_dim=4)).eval()
+    >>> z1, z2 = net(torch.zeros(2, 1, 28, 28), torch.ones(2, 1, 28, 28))
+    >>> z1.shape, z2.shape
+    (torch.Size([2, 4]), torch.Size([2, 4]))
     """
 
     def __init__(self, encoder: nn.Module):
@@ -65,7 +85,83 @@ class SiameseNetwork(nn.Module):
         self.encoder = encoder
 
     def forward(self, *inputs: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """Encode each input batch with the shared encoder, in one pass."""
         if not inputs:
             raise ValueError("inputs must be at least one batch of images, got none")
         sizes = [len(x) for x in inputs]
         return tuple(self.encoder(torch.cat(inputs)).split(sizes))
+
+
+@torch.no_grad()
+def embed(model: nn.Module, images, batch_size: int = 1024, device=None) -> torch.Tensor:
+    """Embeddings of raw uint8 images ``(N, 28, 28)``, computed in eval mode.
+
+    The images are preprocessed (:func:`~siamese_lib.transforms.preprocess`)
+    on ``device`` (default: the model's), in chunks of ``batch_size``; the
+    model's train/eval mode is restored afterwards.
+
+    Returns
+    -------
+    Tensor, shape (N, D)
+        On the CPU, ready for the metrics and plots.
+
+    Examples
+    --------
+    >>> import torch
+    >>> embed(EmbeddingNet(embedding_dim=4), torch.zeros(3, 28, 28, dtype=torch.uint8)).shape
+    torch.Size([3, 4])
+    """
+    check_number("batch_size", batch_size, low=1, integer=True)
+    device = device or next(model.parameters()).device
+    images = torch.as_tensor(images)
+    was_training = model.training
+    model.eval()
+    try:
+        out = [model(preprocess(images[i:i + batch_size].to(device))).cpu()
+               for i in range(0, len(images), batch_size)]
+    finally:
+        model.train(was_training)
+    return torch.cat(out)
+
+
+def save_checkpoint(path, model: EmbeddingNet, **meta) -> None:
+    """Save an :class:`EmbeddingNet`'s weights and its settings (plain Python values) to ``path``.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "model.pt"
+    >>> save_checkpoint(path, EmbeddingNet(embedding_dim=4), loss="triplet")
+    >>> model, meta = load_checkpoint(path, device="cpu")
+    >>> meta["embedding_dim"], meta["loss"]
+    (4, 'triplet')
+    """
+    meta = {"embedding_dim": model.embedding_dim, "normalize": model.normalize, **meta}
+    torch.save({"state_dict": model.state_dict(), "meta": meta}, path)
+
+
+def load_checkpoint(path, device=None) -> tuple[EmbeddingNet, dict]:
+    """Rebuild the :class:`EmbeddingNet` saved by :func:`save_checkpoint`.
+
+    Loads with ``torch.load(weights_only=True)``: only tensors and plain
+    Python values are read, never arbitrary pickled code.
+
+    Parameters
+    ----------
+    path : path
+        The checkpoint file.
+    device : str or torch.device, optional
+        Where to put the model; default the CPU.
+
+    Returns
+    -------
+    model : EmbeddingNet
+        In eval mode.
+    meta : dict
+        The settings saved with it.
+    """
+    checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    meta = checkpoint["meta"]
+    model = EmbeddingNet(meta["embedding_dim"], normalize=meta["normalize"])
+    model.load_state_dict(checkpoint["state_dict"])
+    return model.to(device or "cpu").eval(), meta

@@ -6,7 +6,11 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
-from .evaluation import embed, pair_distances, roc_auc, roc_curve
+from .evaluation import pair_distances, roc_auc, roc_curve
+from .models import embed
+
+__all__ = ["DIGIT_COLORS", "show_digits", "plot_history", "plot_distance_histograms", "plot_roc",
+           "plot_embedding", "tsne", "comparison_figures"]
 
 DIGIT_COLORS = plt.get_cmap("tab10")
 
@@ -105,16 +109,29 @@ def tsne(embeddings, seed: int = 0) -> np.ndarray:
         np.asarray(embeddings, dtype=np.float64))
 
 
-def comparison_figures(comparison, mnist) -> dict:
-    """ROC overlay and t-SNE scatters of the first seed of each setting of a comparison."""
-    from .experiments import fixed_test_pairs
+def comparison_figures(comparison, test, pairs) -> dict:
+    """ROC overlay and t-SNE scatters of the first seed of each setting of a comparison.
 
-    pairs = fixed_test_pairs(mnist.test)
+    Parameters
+    ----------
+    comparison : Comparison
+        From :func:`siamese_lib.comparison.compare`.
+    test : Split
+        The images the settings were measured on.
+    pairs : Tensor, shape (n, 3)
+        Verification pairs ``(i, j, y)`` of ``test``, e.g.
+        :func:`siamese_lib.experiments.fixed_test_pairs`.
+
+    Returns
+    -------
+    dict
+        ``{"roc": Figure, "embedding": Figure}``.
+    """
     firsts = {label: runs[0] for label, runs in comparison.results.items()}
-    embeddings = {label: embed(r.model, mnist.test.images) for label, r in firsts.items()}
+    embeddings = {label: embed(r.model, test.images) for label, r in firsts.items()}
     roc = plot_roc({label: pair_distances(z, pairs) for label, z in embeddings.items()})
     fig, axes = plt.subplots(1, len(firsts), figsize=(4.6 * len(firsts), 4.2), squeeze=False)
     for ax, (label, z) in zip(axes[0], embeddings.items()):
-        plot_embedding(tsne(z), mnist.test.labels, ax=ax, title=f"{label}: t-SNE of test embeddings")
+        plot_embedding(tsne(z), test.labels, ax=ax, title=f"{label}: t-SNE of test embeddings")
     fig.tight_layout()
     return {"roc": roc, "embedding": fig}

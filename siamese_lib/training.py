@@ -1,9 +1,10 @@
-"""A small, explicit training loop: seeding, device, progress, validation, early stopping, checkpoints."""
+"""A small, explicit training loop: device, determinism, progress, validation, early stopping, collapse."""
 
 from __future__ import annotations
 
+import contextlib
 import copy
-import random
+import os
 import time
 import warnings
 
@@ -11,23 +12,27 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from .distances import distance_matrix
-from .models import EmbeddingNet
+from ._checks import check_number
+from .distances import _pairwise
+
+__all__ = ["fit", "History", "CollapseWarning", "seeded", "select_device"]
+
+# cuBLAS is deterministic only with a fixed workspace; it must be set before its first use.
+os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
 
 
 class CollapseWarning(UserWarning):
     """The embeddings have collapsed towards a single point."""
 
 
-def seed_everything(seed: int) -> None:
-    """Seed Python, NumPy and PyTorch (all devices)."""
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
-
-
 def select_device(device=None) -> torch.device:
-    """``device`` if given, else the first available of cuda, mps, cpu."""
+    """``device`` if given, else the first available of cuda, mps, cpu.
+
+    Examples
+    --------
+    >>> select_device("cpu")
+    device(type='cpu')
+    """
     if device is not None:
         return torch.device(device)
     if torch.cuda.is_available():
@@ -37,12 +42,51 @@ def select_device(device=None) -> torch.device:
     return torch.device("cpu")
 
 
+@contextlib.contextmanager
+def seeded(seed: int, device=None):
+    """Run a block with PyTorch's generators seeded, and give the caller's state back afterwards.
+
+    Inside the block ``torch.manual_seed(seed)`` holds (CPU and, if
+    ``device`` is a CUDA device, that GPU); on leaving it, the global
+    generators continue exactly where the caller left them.
+
+    Examples
+    --------
+    >>> import torch
+    >>> with seeded(0):
+    ...     a = torch.rand(1)
+    >>> with seeded(0):
+    ...     b = torch.rand(1)
+    >>> torch.equal(a, b)
+    True
+    """
+    device = torch.device(device) if device is not None else torch.device("cpu")
+    cuda = [device.index or 0] if device.type == "cuda" else []
+    with torch.random.fork_rng(devices=cuda):
+        torch.manual_seed(seed)
+        yield
+
+
+@contextlib.contextmanager
+def _deterministic():
+    """Deterministic algorithms on every device for the duration of the block."""
+    before = torch.are_deterministic_algorithms_enabled(), torch.backends.cudnn.benchmark
+    torch.use_deterministic_algorithms(True)
+    torch.backends.cudnn.benchmark = False
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(before[0])
+        torch.backends.cudnn.benchmark = before[1]
+
+
 class History:
     """Per-epoch records of a training run.
 
     ``history["loss"]`` is the list of mean training losses, one per epoch;
-    likewise ``"seconds"``, ``"spread"`` (mean distance between embeddings of
-    the last batch) and every validation metric, prefixed ``"val_"``.
+    likewise ``"seconds"``, ``"spread"`` (mean distance between the
+    embeddings of the last batch, in the loss's metric) and every validation
+    metric, prefixed ``"val_"``.
     """
 
     def __init__(self):
@@ -58,6 +102,7 @@ class History:
         return len(self.rows)
 
     def keys(self) -> list[str]:
+        """The recorded columns."""
         return list(self.rows[0]) if self.rows else []
 
     def to_frame(self):
@@ -71,32 +116,16 @@ def _as_tuple(x):
     return x if isinstance(x, tuple) else (x,)
 
 
-def _to(batch, device):
-    return tuple(t.to(device) for t in batch)
-
-
-def _spread(embeddings: torch.Tensor) -> float:
+def _spread(embeddings: torch.Tensor, metric: str) -> float:
     z = embeddings.detach()[:256].float()
     n = len(z)
-    return distance_matrix(z).sum().item() / max(n * (n - 1), 1)
+    return _pairwise(z, None, metric).sum().item() / max(n * (n - 1), 1)
 
 
-def fit(
-    model: torch.nn.Module,
-    batches,
-    criterion,
-    *,
-    epochs: int = 10,
-    lr: float = 1e-3,
-    weight_decay: float = 0.0,
-    validate=None,
-    monitor: str | None = "precision_at_1",
-    patience: int | None = None,
-    seed: int = 0,
-    device=None,
-    progress: bool = True,
-    collapse_ratio: float = 0.01,
-) -> History:
+def fit(model: torch.nn.Module, batches, criterion, *, epochs: int = 10, lr: float = 1e-3,
+        weight_decay: float = 0.0, validate=None, monitor: str | None = "precision_at_1",
+        patience: int | None = None, seed: int = 0, device=None, progress: bool = True,
+        collapse_ratio: float = 0.01) -> History:
     """Train ``model`` with AdamW and a cosine learning-rate schedule.
 
     Parameters
@@ -105,14 +134,14 @@ def fit(
         Maps the batch inputs to embeddings, e.g. a
         :class:`~siamese_lib.models.SiameseNetwork` for pairs and triplets or
         an :class:`~siamese_lib.models.EmbeddingNet` for labelled batches.
-    batches : iterable, or callable ``epoch -> iterable``
-        Yields ``(inputs, extra)`` tuples, as the datasets in
-        :mod:`siamese_lib.data` do; a callable gets a fresh iterable per epoch
-        (for example new random pairs).
+    batches : iterable
+        Yields ``(inputs, extra)`` tuples, as :func:`siamese_lib.sampling.loader`
+        does; iterated once per epoch.
     criterion : callable
         ``criterion(*model(*inputs), *extra)`` is the loss, e.g.
         ``ContrastiveLoss()(z1, z2, y)`` or ``OnlineTripletLoss()(z, labels)``.
-        Its ``margin`` attribute, if any, sets the scale of the collapse check.
+        Its ``margin`` and ``metric`` attributes, if any, set the scale and
+        the units of the collapse check.
     epochs, lr, weight_decay
         Passes over ``batches``, AdamW's learning rate and (decoupled) weight decay.
     validate : callable ``model -> dict``, optional
@@ -123,34 +152,49 @@ def fit(
         not improved for ``patience`` epochs. ``monitor=None`` keeps the
         weights of the last epoch and never stops early.
     seed : int
-        Seeds everything; on the CPU deterministic algorithms are enforced, so
-        the same seed gives the same weights.
+        Seeds PyTorch's generators for the duration of training (see
+        :func:`seeded`): the caller's generators are left as they were.
+        Deterministic algorithms are enforced on every device, so the same
+        seed and batches give the same weights on the same device.
     device : str or torch.device, optional
         Default: :func:`select_device`.
     progress : bool
         Show a ``tqdm`` progress bar with the running loss.
     collapse_ratio : float
         Warn with :class:`CollapseWarning` when the mean distance between
-        embeddings falls below ``collapse_ratio * margin``.
+        embeddings falls below ``collapse_ratio * margin`` (both in the
+        criterion's metric).
 
     Returns
     -------
     History
     """
-    if epochs < 1:
-        raise ValueError(f"epochs must be >= 1, got {epochs}")
+    check_number("epochs", epochs, low=1, integer=True)
     if patience is not None and (monitor is None or validate is None):
         raise ValueError(f"patience needs validate and monitor, got validate={validate!r}, "
                          f"monitor={monitor!r}")
     device = select_device(device)
-    seed_everything(seed)
-    was_deterministic = torch.are_deterministic_algorithms_enabled()
-    torch.use_deterministic_algorithms(device.type == "cpu" or was_deterministic)
-    try:
+    with seeded(seed, device), _deterministic():
         return _fit(model.to(device), batches, criterion, epochs, lr, weight_decay, validate,
                     monitor, patience, device, progress, collapse_ratio)
-    finally:
-        torch.use_deterministic_algorithms(was_deterministic)
+
+
+def _nan_advice(what: str, epoch: int, lr: float) -> FloatingPointError:
+    return FloatingPointError(f"{what} at epoch {epoch}; lower the learning rate (lr={lr}) "
+                              "or check the inputs for NaN")
+
+
+def _step(model, criterion, inputs, extra, device, epoch, lr):
+    embeddings = _as_tuple(model(*(t.to(device) for t in inputs)))
+    try:
+        loss = criterion(*embeddings, *(t.to(device) for t in extra))
+    except ValueError as err:
+        if not all(torch.isfinite(z).all() for z in embeddings):
+            raise _nan_advice("the embeddings are not finite", epoch, lr) from err
+        raise
+    if not torch.isfinite(loss):
+        raise _nan_advice(f"the loss is {loss.item()}", epoch, lr)
+    return embeddings, loss
 
 
 def _fit(model, batches, criterion, epochs, lr, weight_decay, validate, monitor, patience,
@@ -158,34 +202,30 @@ def _fit(model, batches, criterion, epochs, lr, weight_decay, validate, monitor,
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs)
     margin = getattr(criterion, "margin", 1.0)
+    metric = getattr(criterion, "metric", "euclidean")
     history, best, best_state, waited = History(), -np.inf, None, 0
-    bar = tqdm(total=epochs, desc="training", disable=not progress, leave=False)
+    bar = tqdm(total=epochs, desc="training", disable=not progress, leave=False, mininterval=0.5)
     for epoch in range(1, epochs + 1):
         start, total, count = time.perf_counter(), 0.0, 0
         model.train()
-        for inputs, extra in (batches(epoch) if callable(batches) else batches):
-            embeddings = _as_tuple(model(*_to(inputs, device)))
-            loss = criterion(*embeddings, *_to(extra, device))
-            if not torch.isfinite(loss):
-                raise FloatingPointError(
-                    f"loss is {loss.item()} at epoch {epoch}; lower the learning rate "
-                    f"(lr={lr}) or check the inputs for NaN")
+        for inputs, extra in batches:
+            embeddings, loss = _step(model, criterion, inputs, extra, device, epoch, lr)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
-            total, count = total + loss.item(), count + 1
-            bar.set_postfix(loss=f"{total / count:.4f}")
+            total, count = total + loss.detach(), count + 1
         if count == 0:
             raise ValueError(f"batches must yield at least one batch per epoch, got none at epoch {epoch}")
         scheduler.step()  # once per epoch, after that epoch's optimizer steps
-        row = {"epoch": epoch, "loss": total / max(count, 1),
-               "spread": _spread(torch.cat(embeddings)),
+        row = {"epoch": epoch, "loss": float(total) / count,
+               "spread": _spread(torch.cat(embeddings), metric),
                "seconds": time.perf_counter() - start}
         if validate is not None:
             row.update({f"val_{k}": v for k, v in validate(model).items()})
         history.rows.append(row)
+        bar.set_postfix(loss=f"{row['loss']:.4f}")
         bar.update(1)
-        _check_collapse(history, row, margin, collapse_ratio)
+        _check_collapse(history, row, margin, metric, collapse_ratio)
         if validate is not None and monitor is not None:
             if f"val_{monitor}" not in row:
                 raise ValueError(f"monitor must name a metric that validate returns, got {monitor!r}; "
@@ -204,37 +244,14 @@ def _fit(model, batches, criterion, epochs, lr, weight_decay, validate, monitor,
     return history
 
 
-def _check_collapse(history: History, row: dict, margin: float, ratio: float) -> None:
+def _check_collapse(history: History, row: dict, margin: float, metric: str, ratio: float) -> None:
     if history.collapsed or row["spread"] >= ratio * margin:
         return
     history.collapsed = True
     warnings.warn(
-        f"embeddings collapsed at epoch {row['epoch']}: the mean distance between them is "
-        f"{row['spread']:.2e}, against a margin of {margin:g}, and the loss is "
+        f"embeddings collapsed at epoch {row['epoch']}: the mean {metric} distance between them "
+        f"is {row['spread']:.2e}, against a margin of {margin:g}, and the loss is "
         f"{row['loss']:.4f} (a triplet loss pinned at the margin means d_ap = d_an). "
         "Try semi-hard or batch-all instead of batch-hard mining, a warm-up with an easier "
         "mining strategy, a lower learning rate, or another margin.",
         CollapseWarning, stacklevel=3)
-
-
-def save_checkpoint(path, model: EmbeddingNet, **meta) -> None:
-    """Save an :class:`EmbeddingNet`'s weights and its settings (plain Python values) to ``path``."""
-    meta = {"embedding_dim": model.embedding_dim, "normalize": model.normalize, **meta}
-    torch.save({"state_dict": model.state_dict(), "meta": meta}, path)
-
-
-def load_checkpoint(path, device=None) -> tuple[EmbeddingNet, dict]:
-    """Rebuild the :class:`EmbeddingNet` saved by :func:`save_checkpoint`.
-
-    Loads with ``torch.load(weights_only=True)``: only tensors and plain
-    Python values are read, never arbitrary pickled code.
-
-    Returns
-    -------
-    model, meta
-    """
-    checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    meta = checkpoint["meta"]
-    model = EmbeddingNet(meta["embedding_dim"], normalize=meta["normalize"])
-    model.load_state_dict(checkpoint["state_dict"])
-    return model.to(select_device(device)), meta

@@ -130,3 +130,16 @@ def test_formulas_and_figures_are_present(browser, base_url):
         context.close()
     assert n_typeset >= 10, f"expected typeset formulas, found {n_typeset}"
     assert n_images >= 1, "expected at least one figure"
+
+
+def test_api_page_shows_every_public_name():
+    """Every name in every module's ``__all__`` has an entry on the built API page."""
+    import importlib
+
+    page = (HTML / "book" / "api.html").read_text(encoding="utf-8")
+    missing = []
+    for module_name in sorted(p.stem for p in (ROOT / "siamese_lib").glob("[!_]*.py")):
+        module = importlib.import_module(f"siamese_lib.{module_name}")
+        missing += [f"{module_name}.{name}" for name in module.__all__
+                    if f'id="siamese_lib.{module_name}.{name}"' not in page]
+    assert not missing, f"public names missing from the API page: {missing}"

@@ -39,11 +39,15 @@ def test_hand_computed_gap():
 
 
 def test_knn_tie_goes_to_the_closest_class():
-    # query 0 has neighbours 1(A, d=1) and 2(B, d=2): one vote each, A is closer
-    x = torch.tensor([[0.0], [1.0], [-2.0], [10.0], [11.0]])
-    labels = torch.tensor([0, 0, 1, 1, 0])
-    votes_for_query_0 = ev.knn_accuracy(x[:3], labels[:3], k=2)
-    assert votes_for_query_0 == pytest.approx(2 / 3)  # q0 -> A ok, q1 -> A ok, q2 (B) -> A wrong
+    # points 0(B) 1(B) 2(A) 3(A) 4(B) with A = 0 < B = 1, k = 4 (every other point votes).
+    #   q0 (B): 1(B) 2(A) 3(A) 4(B): 2-2 tie, B holds the closest neighbour -> B, right
+    #   q1 (B): 0(B) 2(A) (distance tie, index order) 3(A) 4(B): 2-2, B closest -> B, right
+    #   q2 (A): 1(B) 3(A) 0(B) 4(B): 3 votes for B -> wrong;  q3 (A): 2(A) 4(B) 1(B) 0(B) -> B, wrong
+    #   q4 (B): 3(A) 2(A) 1(B) 0(B): 2-2, A closest -> A, wrong
+    # Breaking ties by the lower label (or by rank-weighted votes, which tie exactly here) gives 0/5.
+    x = torch.tensor([[0.0], [1.0], [2.0], [3.0], [4.0]])
+    labels = torch.tensor([1, 1, 0, 0, 1])
+    assert ev.knn_accuracy(x, labels, k=4) == pytest.approx(2 / 5)
 
 
 def test_perfect_and_metric_choice():
@@ -112,7 +116,7 @@ def test_bad_input():
         ev.roc_auc([np.nan, 0.2], [1, 0])
     with pytest.raises(ValueError, match="labels must have one entry per row"):
         ev.precision_at_1(LINE, LINE_LABELS[:3])
-    with pytest.raises(ValueError, match="k must be >= 1"):
+    with pytest.raises(ValueError, match="k must be an integer >= 1, got 0"):
         ev.knn_accuracy(LINE, LINE_LABELS, k=0)
     with pytest.raises(ValueError, match="at least 2 items per label"):
         ev.precision_at_1(LINE[:2], torch.tensor([0, 1]))

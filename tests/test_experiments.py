@@ -7,8 +7,9 @@ import sys
 import pandas as pd
 import pytest
 
-from siamese_lib import experiments
+from siamese_lib import comparison, experiments, sampling
 from siamese_lib.__main__ import main
+from siamese_lib.models import embed, load_checkpoint
 
 
 def test_run_argument_errors(small_mnist):
@@ -16,10 +17,32 @@ def test_run_argument_errors(small_mnist):
         experiments.run("arcface", data=small_mnist)
     with pytest.raises(ValueError, match="mining for the contrastive loss must be one of"):
         experiments.run("contrastive", mining="semi_hard", data=small_mnist)
-    with pytest.raises(ValueError, match="metric must be 'euclidean' for the triplet loss"):
-        experiments.run("triplet", metric="cosine", data=small_mnist)
-    with pytest.raises(ValueError, match="margin must be > 0"):
+    with pytest.raises(ValueError, match="mining for the triplet loss must be one of"):
+        experiments.run("triplet", mining="hard", data=small_mnist)  # the old name is gone
+    with pytest.raises(ValueError, match="metric must be one of"):
+        experiments.run("triplet", metric="hamming", margin=1.0, epochs=1, data=small_mnist)
+    with pytest.raises(ValueError, match="margin must be a number > 0"):
         experiments.run("triplet", margin=-1.0, data=small_mnist)
+    with pytest.raises(ValueError, match="margin must be given for loss='triplet', metric='hamming'"):
+        experiments.default_margin("triplet", "hamming", False)
+
+
+def test_default_margin_follows_the_metric(small_mnist):
+    squared = experiments.run("triplet", epochs=1, data=small_mnist)
+    plain = experiments.run("triplet", metric="euclidean", epochs=1, data=small_mnist)
+    assert squared.config["metric"] == "sqeuclidean" and plain.config["metric"] == "euclidean"
+    assert squared.config["margin"] == experiments.DEFAULT_MARGIN[("triplet", "sqeuclidean", False)]
+    assert plain.config["margin"] == experiments.DEFAULT_MARGIN[("triplet", "euclidean", False)]
+    assert plain.config["margin"] != squared.config["margin"]
+
+
+def test_a_margin_beyond_the_unit_sphere_is_warned_about(small_mnist):
+    # ten classes on the unit sphere keep a Euclidean distance of at most sqrt(20/9) = 1.49
+    with pytest.warns(experiments.MarginWarning, match="at most 1.49"):
+        experiments.run("contrastive", normalize=True, margin=1.6, epochs=1, data=small_mnist)
+    with pytest.warns(experiments.MarginWarning, match="at most 2"):  # two classes: antipodes
+        experiments.run("contrastive", mining="random", normalize=True, margin=2.5, epochs=1,
+                        data=small_mnist, train_classes=[0, 1])
 
 
 def test_augmentation_is_the_default_and_can_be_switched_off(small_mnist):
@@ -31,22 +54,42 @@ def test_augmentation_is_the_default_and_can_be_switched_off(small_mnist):
     assert augmented.history.best_epoch is None  # the last epoch's weights, not a chosen one
 
 
-def test_unseen_classes(small_mnist):
+def test_unseen_classes(small_mnist, monkeypatch):
+    seen = []
+
+    class RecordingPK(sampling.PKSampler):
+        def __init__(self, labels, *args, **kwargs):
+            seen.append(set(labels.tolist()))
+            super().__init__(labels, *args, **kwargs)
+
+    monkeypatch.setattr(experiments, "PKSampler", RecordingPK)
     result = experiments.run("triplet", epochs=1, data=small_mnist, train_classes=range(5))
+    assert seen == [{0, 1, 2, 3, 4}]  # trained on digits 0-4 only
     assert result.config["test_classes"] == [5, 6, 7, 8, 9]
+    # precision@1 among the test images of digits 5-9, by a brute-force nearest-neighbour loop
+    keep = small_mnist.test.labels >= 5
+    z, labels = embed(result.model, small_mnist.test.images[keep]), small_mnist.test.labels[keep]
+    hits = []
+    for q in range(len(z)):
+        d = ((z - z[q]) ** 2).sum(1)
+        d[q] = float("inf")
+        hits.append(labels[int(d.argmin())] == labels[q])
+    assert result.metrics["precision_at_1"] == pytest.approx(float(sum(hits)) / len(hits))
 
 
 def test_compare_table_and_summary(small_mnist):
-    comparison = experiments.compare(["contrastive", "triplet"], seeds=[0, 1], epochs=1, data=small_mnist)
-    table = comparison.table
+    result = comparison.compare(["contrastive", "triplet"], seeds=[0, 1], epochs=1, data=small_mnist)
+    table = result.table
     assert list(table["loss"]) == ["contrastive", "contrastive", "triplet", "triplet"]
-    assert set(experiments.METRICS) | {"seconds"} <= set(table.columns)
-    summary = comparison.summary
+    assert set(experiments.SCORES) | {"seconds"} <= set(table.columns)
+    summary = result.summary
     row = table[table["loss"] == "triplet"]["precision_at_1"]
     assert summary.loc["triplet", ("precision_at_1", "mean")] == pytest.approx(row.mean())
     assert summary.loc["triplet", ("precision_at_1", "std")] == pytest.approx(row.std())
-    text = experiments.to_markdown(experiments.format_summary(summary))
+    text = comparison.to_markdown(comparison.format_summary(summary))
     assert "±" in text and text.count("\n") == 4
+    one_seed = comparison.summarize(table[table["seed"] == 0])
+    assert "±" not in comparison.to_markdown(comparison.format_summary(one_seed))
 
 
 def test_cli_help_and_bad_options(capsys):
@@ -74,15 +117,13 @@ def test_cli_compare_writes_the_same_numbers_as_the_api(tmp_path):
     for name in ("results.csv", "summary.md", "roc.png", "embedding.png"):
         assert (out / name).is_file(), name
     from_cli = pd.read_csv(out / "results.csv")
-    from_api = experiments.compare(["contrastive", "triplet"], seeds=[0], epochs=1).table
-    for metric in experiments.METRICS:
+    from_api = comparison.compare(["contrastive", "triplet"], seeds=[0], epochs=1).table
+    for metric in experiments.SCORES:
         assert from_cli[metric].tolist() == pytest.approx(from_api[metric].tolist(), abs=1e-12), metric
 
 
 def test_cli_train_saves_a_checkpoint(tmp_path):
     path = tmp_path / "triplet.pt"
-    from siamese_lib.training import load_checkpoint
-
     assert main(["train", "--loss", "triplet", "--mining", "semi_hard", "--epochs", "1",
                  "--out", str(path)]) == 0
     model, meta = load_checkpoint(path)

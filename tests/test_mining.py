@@ -64,12 +64,18 @@ def test_semi_hard_matches_loop(seed, margin):
 
 
 @pytest.mark.parametrize("seed", range(5))
-def test_hard_pairs_match_loop(seed):
+def test_batch_hard_pairs_match_loop(seed):
     dist, labels = random_batch(seed)
-    anchor, positive, negative = mining.batch_hard(dist, labels)
-    pos, neg = mining.hard_pairs(dist, labels)
-    expected_pos = {frozenset(p) for p in zip(anchor.tolist(), positive.tolist())}
-    expected_neg = {frozenset(p) for p in zip(anchor.tolist(), negative.tolist())}
+    lab, d = labels.tolist(), dist.tolist()
+    expected_pos, expected_neg = set(), set()
+    for a in range(len(lab)):
+        pos = [p for p in range(len(lab)) if p != a and lab[p] == lab[a]]
+        neg = [q for q in range(len(lab)) if lab[q] != lab[a]]
+        if pos and neg:
+            expected_pos.add(frozenset((a, max(pos, key=lambda p: d[a][p]))))
+            expected_neg.add(frozenset((a, min(neg, key=lambda q: d[a][q]))))
+    pos, neg = mining.batch_hard_pairs(dist, labels)
+    assert torch.equal(pos, pos.T) and torch.equal(neg, neg.T)
     assert {frozenset(p) for p in torch.nonzero(pos).tolist()} == expected_pos
     assert {frozenset(p) for p in torch.nonzero(neg).tolist()} == expected_neg
 
@@ -87,7 +93,7 @@ def test_bad_input():
         mining.batch_hard(torch.zeros(3, 4), torch.zeros(3))
     with pytest.raises(ValueError, match="labels must have one entry per row"):
         mining.batch_hard(torch.zeros(3, 3), torch.zeros(2))
-    with pytest.raises(ValueError, match="margin must be > 0"):
+    with pytest.raises(ValueError, match="margin must be a number > 0"):
         mining.semi_hard(torch.zeros(3, 3), torch.zeros(3), 0.0)
     with pytest.raises(ValueError, match="non-empty"):
         mining.batch_hard(torch.zeros(0, 0), torch.zeros(0))

@@ -6,8 +6,8 @@ import pytest
 import torch
 from torch import nn
 
-from siamese_lib import experiments, losses, models, training
-from siamese_lib.evaluation import embed
+from siamese_lib import experiments, models, online_losses, training
+from siamese_lib.models import embed
 
 
 def test_siamese_one_pass_equals_one_call_per_branch():
@@ -25,7 +25,7 @@ def test_embedding_net_options():
     z = models.EmbeddingNet(8, normalize=True)(torch.randn(4, 1, 28, 28))
     assert z.shape == (4, 8)
     torch.testing.assert_close(z.norm(dim=1), torch.ones(4))
-    with pytest.raises(ValueError, match="embedding_dim must be a positive int"):
+    with pytest.raises(ValueError, match="embedding_dim must be an integer >= 1, got 0"):
         models.EmbeddingNet(0)
 
 
@@ -38,23 +38,22 @@ def test_same_seed_same_weights_and_metrics(small_mnist):
     assert other.metrics != runs[0].metrics
 
 
-@pytest.mark.parametrize("loss, mining", [("contrastive", "offline"), ("contrastive", "all"),
-                                          ("contrastive", "hard"), ("triplet", "offline"),
-                                          ("triplet", "all"), ("triplet", "hard"),
-                                          ("triplet", "semi_hard")])
+@pytest.mark.parametrize("loss, mining", [(loss, mining) for loss in experiments.LOSSES
+                                          for mining in experiments.MINING[loss]])
 def test_every_loss_and_mining_trains(small_mnist, loss, mining):
     result = experiments.run(loss, mining=mining, epochs=2, data=small_mnist)
     assert len(result.history) == 2
-    assert set(experiments.METRICS) <= set(result.metrics)
-    assert all(0 <= result.metrics[m] <= 1 for m in experiments.METRICS)
+    assert set(experiments.SCORES) <= set(result.metrics)
+    assert all(0 <= result.metrics[m] <= 1 for m in experiments.SCORES)
+    assert result.config["mining"] == mining
     assert result.metrics["precision_at_1"] > 0.3  # far above chance (0.1) after two short epochs
 
 
 def test_checkpoint_round_trip(tmp_path, small_mnist):
     result = experiments.run("contrastive", epochs=1, data=small_mnist, embedding_dim=6, normalize=True)
     path = tmp_path / "model.pt"
-    training.save_checkpoint(path, result.model, loss="contrastive")
-    model, meta = training.load_checkpoint(path, device="cpu")
+    models.save_checkpoint(path, result.model, loss="contrastive")
+    model, meta = models.load_checkpoint(path, device="cpu")
     assert meta["loss"] == "contrastive" and meta["embedding_dim"] == 6 and meta["normalize"] is True
     images = small_mnist.test.images
     assert torch.equal(embed(model, images), embed(result.model, images))
@@ -86,7 +85,7 @@ def test_early_stopping_restores_the_best_epoch():
         snapshots.append({k: v.clone() for k, v in m.state_dict().items()})
         return {"precision_at_1": next(scores)}
 
-    history = training.fit(model, _toy_batches(), losses.OnlineTripletLoss("batch_all"), epochs=6,
+    history = training.fit(model, _toy_batches(), online_losses.OnlineTripletLoss("batch_all"), epochs=6,
                            validate=validate, patience=2, progress=False)
     assert history.stopped_early and len(history) == 4 and history.best_epoch == 2
     for k, v in model.state_dict().items():
@@ -103,10 +102,32 @@ def test_collapse_is_detected():
             return self.w * torch.zeros(len(x), 4) + 1.0
 
     with pytest.warns(training.CollapseWarning, match="collapsed"):
-        history = training.fit(Constant(), _toy_batches(), losses.OnlineTripletLoss("batch_hard", margin=0.5),
+        history = training.fit(Constant(), _toy_batches(),
+                               online_losses.OnlineTripletLoss("batch_hard", margin=0.5),
                                epochs=1, progress=False)
     assert history.collapsed
     assert history["loss"][0] == pytest.approx(0.5)  # the loss is pinned at the margin
+
+
+def test_collapse_check_measures_spread_in_the_units_of_the_margin():
+    class TwoPoints(nn.Module):  # half the batch at -0.05, half at +0.05: Euclidean gaps of 0.1
+        def __init__(self):
+            super().__init__()
+            self.w = nn.Parameter(torch.zeros(1))
+
+        def forward(self, x):
+            side = (torch.arange(len(x)) % 2).float()[:, None] - 0.5
+            return self.w * 0 + 0.1 * side * torch.ones(len(x), 4) / 2
+
+    # mean Euclidean distance 0.053 is above 1% of a margin of 4, but the loss measures squared
+    # distances, whose mean 0.0053 is far below 1% of 4 squared units: collapsed relative to the margin
+    with pytest.warns(training.CollapseWarning, match="sqeuclidean"):
+        training.fit(TwoPoints(), _toy_batches(1), online_losses.OnlineTripletLoss(margin=4.0), epochs=1,
+                     progress=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", training.CollapseWarning)
+        loss = online_losses.OnlineTripletLoss(margin=4.0, metric="euclidean")
+        training.fit(TwoPoints(), _toy_batches(1), loss, epochs=1, progress=False)
 
 
 def test_no_false_collapse_alarm(small_mnist):
@@ -119,27 +140,55 @@ def test_nan_loss_is_an_error():
     def nan_loss(z, labels):
         return z.sum() * float("nan")
 
-    with pytest.raises(FloatingPointError, match="lower the learning rate"):
+    with pytest.raises(FloatingPointError, match="the loss is nan at epoch 1; lower the learning rate"):
         training.fit(models.EmbeddingNet(4), _toy_batches(), nan_loss, epochs=1, progress=False)
 
 
+def test_nan_embeddings_get_the_same_advice():
+    class Diverged(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.w = nn.Parameter(torch.ones(1))
+
+        def forward(self, x):
+            return self.w * torch.full((len(x), 4), float("nan"))
+
+    with pytest.raises(FloatingPointError, match="embeddings are not finite at epoch 1; lower the learning"):
+        training.fit(Diverged(), _toy_batches(), online_losses.OnlineTripletLoss(), epochs=1, progress=False)
+
+
 def test_fit_argument_errors():
-    with pytest.raises(ValueError, match="epochs must be >= 1"):
-        training.fit(models.EmbeddingNet(4), _toy_batches(), losses.OnlineTripletLoss(), epochs=0)
+    with pytest.raises(ValueError, match="epochs must be an integer >= 1, got 0"):
+        training.fit(models.EmbeddingNet(4), _toy_batches(), online_losses.OnlineTripletLoss(), epochs=0)
     with pytest.raises(ValueError, match="at least one batch"):
-        training.fit(models.EmbeddingNet(4), [], losses.OnlineTripletLoss(), epochs=1, progress=False)
+        training.fit(models.EmbeddingNet(4), [], online_losses.OnlineTripletLoss(), epochs=1, progress=False)
 
 
 def test_deterministic_mode_is_restored():
     before = torch.are_deterministic_algorithms_enabled()
-    training.fit(models.EmbeddingNet(4), _toy_batches(1), losses.OnlineTripletLoss(), epochs=1,
+    training.fit(models.EmbeddingNet(4), _toy_batches(1), online_losses.OnlineTripletLoss(), epochs=1,
                  progress=False, device="cpu")
     assert torch.are_deterministic_algorithms_enabled() == before
 
 
-def test_select_device():
+def test_select_device(monkeypatch):
     assert training.select_device("cpu") == torch.device("cpu")
-    assert training.select_device().type in {"cpu", "cuda", "mps"}
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert training.select_device() == torch.device("cuda")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: True)
+    assert training.select_device() == torch.device("mps")
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
+    assert training.select_device() == torch.device("cpu")
+
+
+def test_fit_leaves_the_callers_generator_alone():
+    model = models.EmbeddingNet(4)
+    torch.manual_seed(123)
+    expected = torch.rand(3)
+    torch.manual_seed(123)
+    training.fit(model, _toy_batches(1), online_losses.OnlineTripletLoss(), epochs=1, progress=False, seed=7)
+    assert torch.equal(torch.rand(3), expected)
 
 
 def test_monitor_none_keeps_the_last_epoch():
@@ -150,7 +199,7 @@ def test_monitor_none_keeps_the_last_epoch():
         snapshots.append({k: v.clone() for k, v in m.state_dict().items()})
         return {"precision_at_1": 1.0 / len(snapshots)}  # the first epoch looks best
 
-    history = training.fit(model, _toy_batches(), losses.OnlineTripletLoss("batch_all"), epochs=3,
+    history = training.fit(model, _toy_batches(), online_losses.OnlineTripletLoss("batch_all"), epochs=3,
                            validate=validate, monitor=None, progress=False)
     assert len(history) == 3 and history.best_epoch is None and not history.stopped_early
     for k, v in model.state_dict().items():
@@ -162,8 +211,8 @@ def test_monitor_and_patience_errors():
         return {"map_at_r": 0.5}
 
     with pytest.raises(ValueError, match="monitor must name a metric that validate returns"):
-        training.fit(models.EmbeddingNet(4), _toy_batches(1), losses.OnlineTripletLoss(), epochs=1,
+        training.fit(models.EmbeddingNet(4), _toy_batches(1), online_losses.OnlineTripletLoss(), epochs=1,
                      validate=validate, progress=False)
     with pytest.raises(ValueError, match="patience needs validate and monitor"):
-        training.fit(models.EmbeddingNet(4), _toy_batches(1), losses.OnlineTripletLoss(), epochs=1,
+        training.fit(models.EmbeddingNet(4), _toy_batches(1), online_losses.OnlineTripletLoss(), epochs=1,
                      validate=validate, monitor=None, patience=2, progress=False)

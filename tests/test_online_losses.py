@@ -1,0 +1,178 @@
+"""online_losses: brute-force loops over every pair and triplet of a batch, reductions, PML."""
+
+import itertools
+
+import pytest
+import torch
+from test_losses import DTYPES, dist, fixed_points, metric_of
+
+from siamese_lib import online_losses
+
+# ---- online losses against brute-force loops -------------------------------------------
+
+def loop_batch_all(x, labels, margin, squared):
+    values = []
+    for a, p, n in itertools.permutations(range(len(x)), 3):
+        if labels[a] == labels[p] and labels[a] != labels[n]:
+            values.append(max(dist(x[a], x[p], squared) - dist(x[a], x[n], squared) + margin, 0))
+    return values
+
+
+def loop_batch_hard(x, labels, margin, squared):
+    values = []
+    for a in range(len(x)):
+        pos = [dist(x[a], x[p], squared) for p in range(len(x)) if p != a and labels[p] == labels[a]]
+        neg = [dist(x[a], x[n], squared) for n in range(len(x)) if labels[n] != labels[a]]
+        if pos and neg:
+            values.append(max(max(pos) - min(neg) + margin, 0))
+    return values
+
+
+def loop_semi_hard(x, labels, margin, squared):
+    values = []
+    for a, p in itertools.permutations(range(len(x)), 2):
+        if labels[a] != labels[p]:
+            continue
+        d_ap = dist(x[a], x[p], squared)
+        semi = [dist(x[a], x[n], squared) for n in range(len(x))
+                if labels[n] != labels[a] and d_ap < dist(x[a], x[n], squared) < d_ap + margin]
+        if semi:
+            values.append(d_ap - min(semi) + margin)
+    return values
+
+
+def loop_online_contrastive(x, labels, margin):
+    values = []
+    for i, j in itertools.combinations(range(len(x)), 2):
+        d = dist(x[i], x[j])
+        values.append(d**2 if labels[i] == labels[j] else max(margin - d, 0) ** 2)
+    return values
+
+
+def reduce(values, reduction):
+    """The four reductions, by hand."""
+    if reduction == "sum":
+        return sum(values)
+    if reduction == "mean_nonzero":
+        values = [v for v in values if v > 0]
+    return sum(values) / len(values) if values else 0.0
+
+
+REDUCTIONS = ("mean", "mean_nonzero", "sum")
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("squared", [True, False])
+@pytest.mark.parametrize("margin", [0.3, 1.0])
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+def test_online_triplet_losses_match_loops(dtype, squared, margin, reduction):
+    x, labels = fixed_points(dtype)
+    pts, lab = x.tolist(), labels.tolist()
+    tol = 1e-5 if dtype == torch.float32 else 1e-10
+    metric = metric_of(squared)
+    for fn, loop in ((online_losses.batch_all_triplet_loss, loop_batch_all),
+                     (online_losses.batch_hard_triplet_loss, loop_batch_hard),
+                     (online_losses.semi_hard_triplet_loss, loop_semi_hard)):
+        expected = loop(pts, lab, margin, squared)
+        got = fn(x, labels, margin, metric, reduction=reduction)
+        assert got.item() == pytest.approx(reduce(expected, reduction), abs=tol), fn.__name__
+        every = fn(x, labels, margin, metric, reduction="none")
+        assert sorted(every.tolist()) == pytest.approx(sorted(expected), abs=tol), fn.__name__
+    values = loop_batch_all(pts, lab, margin, squared)
+    assert online_losses.active_fraction(x, labels, margin, metric) == pytest.approx(
+        sum(v > 0 for v in values) / len(values))
+
+
+def test_batch_all_default_is_the_mean_over_active_triplets():
+    """Hermans et al.'s BA≠0: the default of the function and of the module."""
+    x, labels = fixed_points(torch.float64)
+    values = loop_batch_all(x.tolist(), labels.tolist(), 1.0, True)
+    expected = reduce(values, "mean_nonzero")
+    assert expected != pytest.approx(reduce(values, "mean"))  # the two averages differ here
+    assert online_losses.batch_all_triplet_loss(x, labels).item() == pytest.approx(expected)
+    assert online_losses.OnlineTripletLoss("batch_all")(x, labels).item() == pytest.approx(expected)
+    assert online_losses.OnlineTripletLoss("batch_hard")(x, labels).item() == pytest.approx(
+        reduce(loop_batch_hard(x.tolist(), labels.tolist(), 1.0, True), "mean"))
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_online_losses_match_loops_on_random_batches(seed):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(12, 3, generator=g, dtype=torch.float64)
+    labels = torch.randint(0, 3, (12,), generator=g)
+    pts, lab = x.tolist(), labels.tolist()
+    assert online_losses.batch_all_triplet_loss(x, labels).item() == pytest.approx(
+        reduce(loop_batch_all(pts, lab, 1.0, True), "mean_nonzero"), abs=1e-10)
+    assert online_losses.batch_hard_triplet_loss(x, labels).item() == pytest.approx(
+        reduce(loop_batch_hard(pts, lab, 1.0, True), "mean"), abs=1e-10)
+    assert online_losses.semi_hard_triplet_loss(x, labels, 2.0).item() == pytest.approx(
+        reduce(loop_semi_hard(pts, lab, 2.0, True), "mean"), abs=1e-10)
+    for reduction in REDUCTIONS:
+        assert online_losses.online_contrastive_loss(x, labels, 1.5, reduction=reduction).item() == \
+            pytest.approx(reduce(loop_online_contrastive(pts, lab, 1.5), reduction), abs=1e-10)
+
+
+def test_online_contrastive_hard_pairs():
+    x, labels = fixed_points(torch.float64)
+    pts, lab = x.tolist(), labels.tolist()
+    chosen = set()
+    for a in range(len(pts)):
+        pos = [p for p in range(len(pts)) if p != a and lab[p] == lab[a]]
+        neg = [n for n in range(len(pts)) if lab[n] != lab[a]]
+        chosen.add(tuple(sorted((a, max(pos, key=lambda p: dist(pts[a], pts[p]))))))
+        chosen.add(tuple(sorted((a, min(neg, key=lambda n: dist(pts[a], pts[n]))))))
+    values = [dist(pts[i], pts[j]) ** 2 if lab[i] == lab[j] else max(1 - dist(pts[i], pts[j]), 0) ** 2
+              for i, j in chosen]
+    loss = online_losses.online_contrastive_loss(x, labels, 1.0, mining="batch_hard")
+    assert loss.item() == pytest.approx(sum(values) / len(values), abs=1e-10)
+
+
+def test_batch_hard_matches_pytorch_metric_learning():
+    import pytorch_metric_learning as pml
+    from pytorch_metric_learning import distances as pml_d
+    from pytorch_metric_learning import losses as pml_l
+    from pytorch_metric_learning import miners, reducers
+
+    g = torch.Generator().manual_seed(3)
+    x = torch.randn(32, 8, generator=g)
+    labels = torch.randint(0, 4, (32,), generator=g)
+    for squared, power in ((True, 2), (False, 1)):
+        distance = pml_d.LpDistance(normalize_embeddings=False, p=2, power=power)
+        miner = miners.BatchHardMiner(distance=distance)
+        loss_fn = pml_l.TripletMarginLoss(margin=0.5, distance=distance, reducer=reducers.MeanReducer())
+        theirs = loss_fn(x, labels, miner(x, labels))
+        ours = online_losses.batch_hard_triplet_loss(x, labels, 0.5, metric_of(squared))
+        assert ours.item() == pytest.approx(theirs.item(), rel=1e-4, abs=1e-5), pml.__version__
+
+
+# ---- no valid pair or triplet: zero loss that still back-propagates -------------------
+
+@pytest.mark.parametrize("labels", [torch.zeros(5, dtype=torch.long), torch.arange(5)])
+def test_no_valid_triplet_gives_zero_with_gradient(labels):
+    x = torch.randn(5, 3, requires_grad=True)
+    for loss in (online_losses.batch_all_triplet_loss(x, labels),
+                 online_losses.batch_hard_triplet_loss(x, labels),
+                 online_losses.semi_hard_triplet_loss(x, labels)):
+        assert loss.item() == 0.0
+        x.grad = None
+        loss.backward()
+        assert torch.equal(x.grad, torch.zeros_like(x))
+
+
+def test_online_contrastive_single_item_batch():
+    x = torch.randn(1, 3, requires_grad=True)
+    loss = online_losses.online_contrastive_loss(x, torch.tensor([0]))
+    loss.backward()
+    assert loss.item() == 0.0 and torch.isfinite(x.grad).all()
+
+
+def test_online_losses_backward_finite_with_duplicates():
+    x = torch.randn(4, 3).repeat(2, 1).requires_grad_(True)
+    labels = torch.tensor([0, 1, 0, 1, 0, 1, 0, 1])
+    for fn in (online_losses.batch_all_triplet_loss, online_losses.batch_hard_triplet_loss,
+               online_losses.semi_hard_triplet_loss, online_losses.online_contrastive_loss):
+        x.grad = None
+        fn(x, labels).backward()
+        assert torch.isfinite(x.grad).all(), fn.__name__
+
+
