@@ -3,7 +3,7 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
-STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt | cksum | cut -d' ' -f1)
 NOTEBOOKS = $(shell $(PY) tests/book_files.py notebooks)
 STAGE := bash .ci/stage
 
@@ -11,12 +11,12 @@ STAGE := bash .ci/stage
 
 setup: $(STAMP)
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	# torch first and with pip: the pinned wheels come from the local package index
-	$(PY) -m pip install --quiet torch==2.14.1 torchvision==0.29.1
-	$(PY) -m pip install --quiet -e ".[book,test]"
+	# torch first and with pip, at the version pinned in constraints.txt (its one place)
+	$(PY) -m pip install --quiet -c constraints.txt torch torchvision
+	$(PY) -m pip install --quiet -c constraints.txt -e ".[book,test]"
 	rm -f $(VENV)/.installed-*
 	touch $@
 
@@ -38,6 +38,7 @@ test: setup
 
 lint: setup
 	$(VENV)/bin/ruff check siamese_lib tests benchmarks book
+	$(VENV)/bin/check-jsonschema --builtin-schema vendor.github-workflows .github/workflows/*.yml
 
 stripped: setup
 	$(VENV)/bin/nbstripout --verify book/*.ipynb

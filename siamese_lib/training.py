@@ -1,10 +1,24 @@
-"""A small, explicit training loop: device, determinism, progress, validation, early stopping, collapse."""
+"""A small, explicit training loop: device, determinism, progress, validation, early stopping, collapse.
+
+Determinism: :func:`fit` turns on ``torch.use_deterministic_algorithms`` on
+every device and turns off cuDNN's benchmark mode for the duration of
+training; importing this module sets ``CUBLAS_WORKSPACE_CONFIG`` (unless it is
+set already), which deterministic cuBLAS needs before its first use. Every
+random draw of a run has its own seeded generator (initial weights via
+:func:`seeded`, batches via the samplers, augmentation via the dataset), so the
+same seed on the same device gives the same weights. An operation without a
+deterministic CUDA kernel makes training raise rather than drift: the
+library's own training path avoids them (``grid_sample``, whose backward has
+none, only ever runs on inputs without gradients). Numbers differ between
+devices and between CPU models; the book's checks leave room for that.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import copy
 import os
+import sys
 import time
 import warnings
 
@@ -159,7 +173,9 @@ def fit(model: torch.nn.Module, batches, criterion, *, epochs: int = 10, lr: flo
     device : str or torch.device, optional
         Default: :func:`select_device`.
     progress : bool
-        Show a ``tqdm`` progress bar with the running loss.
+        Report progress: a ``tqdm`` bar (a widget in Jupyter) updated once per
+        epoch with the epoch's loss, or, when standard error is not a terminal
+        (a log file), one line per epoch.
     collapse_ratio : float
         Warn with :class:`CollapseWarning` when the mean distance between
         embeddings falls below ``collapse_ratio * margin`` (both in the
@@ -204,7 +220,7 @@ def _fit(model, batches, criterion, epochs, lr, weight_decay, validate, monitor,
     margin = getattr(criterion, "margin", 1.0)
     metric = getattr(criterion, "metric", "euclidean")
     history, best, best_state, waited = History(), -np.inf, None, 0
-    bar = tqdm(total=epochs, desc="training", disable=not progress, leave=False, mininterval=0.5)
+    bar = _Progress(epochs, progress)
     for epoch in range(1, epochs + 1):
         start, total, count = time.perf_counter(), 0.0, 0
         model.train()
@@ -223,8 +239,7 @@ def _fit(model, batches, criterion, epochs, lr, weight_decay, validate, monitor,
         if validate is not None:
             row.update({f"val_{k}": v for k, v in validate(model).items()})
         history.rows.append(row)
-        bar.set_postfix(loss=f"{row['loss']:.4f}")
-        bar.update(1)
+        bar.epoch(row)
         _check_collapse(history, row, margin, metric, collapse_ratio)
         if validate is not None and monitor is not None:
             if f"val_{monitor}" not in row:
@@ -242,6 +257,34 @@ def _fit(model, batches, criterion, epochs, lr, weight_decay, validate, monitor,
     if best_state is not None:
         model.load_state_dict(best_state)
     return history
+
+
+def _in_jupyter() -> bool:
+    ipython = sys.modules.get("IPython")
+    shell = ipython.get_ipython() if ipython is not None else None
+    return type(shell).__name__ == "ZMQInteractiveShell"
+
+
+class _Progress:
+    """A progress bar where one can be drawn (a terminal, Jupyter), else one line per epoch."""
+
+    def __init__(self, epochs: int, enabled: bool):
+        self.epochs, self.enabled = epochs, enabled
+        self.lines = enabled and not (sys.stderr.isatty() or _in_jupyter())
+        self.bar = tqdm(total=epochs, desc="training", leave=False, mininterval=0.5,
+                        disable=not enabled or self.lines)
+
+    def epoch(self, row: dict) -> None:
+        if self.lines:
+            scores = ", ".join(f"{k} {v:.4f}" for k, v in row.items() if k.startswith("val_"))
+            print(f"epoch {row['epoch']}/{self.epochs}: loss {row['loss']:.4f}"
+                  + (f", {scores}" if scores else "") + f" ({row['seconds']:.1f} s)",
+                  file=sys.stderr, flush=True)
+        self.bar.set_postfix(loss=f"{row['loss']:.4f}", refresh=False)
+        self.bar.update(1)
+
+    def close(self) -> None:
+        self.bar.close()
 
 
 def _check_collapse(history: History, row: dict, margin: float, metric: str, ratio: float) -> None:

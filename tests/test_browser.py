@@ -1,8 +1,11 @@
 """Open every page of the built book in headless Chromium, as a reader would.
 
 Checks, per page: MathJax typeset every formula (no TeX error), every image
-loaded, no request left the machine, and no JavaScript error. Needs the built
-book (``make build``) and Debian's ``chromium``; in CI a missing browser fails.
+loaded, no request left the machine, and no JavaScript error; every local link
+of every page leads somewhere, and the search finds chapters. The site is served
+under the sub-path GitHub Pages gives it (``/<repository>/``), where links
+written from the site's root would break. Needs the built book (``make build``)
+and Debian's ``chromium``; in CI a missing browser fails.
 """
 
 from __future__ import annotations
@@ -11,11 +14,13 @@ import functools
 import http.server
 import os
 import threading
+import urllib.error
+import urllib.request
 from pathlib import Path
-from urllib.parse import urlparse
+from urllib.parse import urldefrag, urljoin, urlparse
 
 import pytest
-from book_files import ROOT, toc_entries
+from book_files import ROOT, repository_url, toc_entries
 
 pytestmark = pytest.mark.browser
 
@@ -30,19 +35,30 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic"
                  "--disable-component-update", "--disable-sync"]
 
 
+#: Where GitHub Pages serves the site: https://<owner>.github.io/<repository>/
+PREFIX = "/" + repository_url().rstrip("/").rsplit("/", 1)[1]
+
+
 @pytest.fixture(scope="module")
 def base_url():
     if not (HTML / "index.html").is_file():
         pytest.fail(f"no built book at {HTML}: run `make build` first")
-    handler = functools.partial(_QuietHandler, directory=str(HTML))
+    handler = functools.partial(_SubPathHandler, directory=str(HTML))
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
+    yield f"http://127.0.0.1:{server.server_address[1]}{PREFIX}"
     server.shutdown()
 
 
-class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+class _SubPathHandler(http.server.SimpleHTTPRequestHandler):
+    """Serves the book under ``PREFIX`` only, as GitHub Pages does: ``/x`` outside it is a 404."""
+
+    def translate_path(self, path):
+        if path != PREFIX and not path.startswith(PREFIX + "/"):
+            return str(HTML / "__outside_the_site__")
+        return super().translate_path(path[len(PREFIX):] or "/")
+
     def log_message(self, *args):
         pass
 
@@ -143,3 +159,54 @@ def test_api_page_shows_every_public_name():
         missing += [f"{module_name}.{name}" for name in module.__all__
                     if f'id="siamese_lib.{module_name}.{name}"' not in page]
     assert not missing, f"public names missing from the API page: {missing}"
+
+
+def _status(url: str) -> int:
+    try:
+        with urllib.request.urlopen(url, timeout=10) as response:
+            return response.status
+    except urllib.error.HTTPError as err:
+        return err.code
+
+
+def test_every_local_link_resolves_under_the_sub_path(browser, base_url):
+    """Links, stylesheets, scripts and images of every page, followed from the sub-path."""
+    broken, checked = {}, set()
+    for page_path in _pages() + ["genindex.html", "search.html"]:
+        context, page, _, _ = open_page(browser, f"{base_url}/{page_path}")
+        try:
+            targets = page.evaluate(
+                "[...document.querySelectorAll('a[href], link[href], script[src], img[src]')]"
+                ".map(e => e.href || e.src)")
+        finally:
+            context.close()
+        for target in targets:
+            url = urldefrag(urljoin(f"{base_url}/{page_path}", target))[0]
+            if urlparse(url).hostname not in LOCAL_HOSTS or url in checked:
+                continue
+            checked.add(url)
+            if _status(url) != 200:
+                broken.setdefault(page_path, []).append(url)
+    assert len(checked) > 50, f"only {len(checked)} local links found: the check would be vacuous"
+    assert not broken, f"links that do not resolve under {PREFIX}/: {broken}"
+
+
+def test_search_finds_the_chapters(browser, base_url):
+    context, page, outside, errors = open_page(browser, f"{base_url}/search.html?q=triplet")
+    try:
+        page.wait_for_selector("ul.search li", timeout=20_000)
+        hits = page.evaluate("[...document.querySelectorAll('ul.search li a')].map(a => a.href)")
+    finally:
+        context.close()
+    assert any("03_triplet_loss" in h for h in hits), hits
+    assert all(urlparse(h).path.startswith(PREFIX + "/") for h in hits), hits
+    assert not outside
+
+
+@pytest.mark.parametrize("page_path", [p for p in _pages() if p.startswith("book/0")])
+def test_no_warnings_or_build_paths_in_the_chapters(page_path):
+    """A reader sees no stderr block (warnings) and no path of the machine that built the book."""
+    html = (HTML / page_path).read_text(encoding="utf-8")
+    assert 'class="output stderr"' not in html, f"{page_path} shows stderr output (a warning?)"
+    for marker in ("site-packages", str(ROOT), "/home/", "/root/"):
+        assert marker not in html, f"{page_path} shows a path of the build machine: {marker}"

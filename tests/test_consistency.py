@@ -5,7 +5,15 @@ import re
 import tomllib
 
 import yaml
-from book_files import ROOT, resolve, toc_entries, toc_notebooks
+from book_files import (
+    ROOT,
+    SETUP_TAG,
+    repository_url,
+    resolve,
+    setup_cell_source,
+    toc_entries,
+    toc_notebooks,
+)
 
 
 def test_every_toc_entry_exists():
@@ -20,26 +28,38 @@ def test_every_chapter_is_listed():
     assert not unlisted, f"files in book/ missing from _toc.yml: {unlisted}"
 
 
-def _requirements(lines):
-    return {re.sub(r"\s+", "", line).lower() for line in lines}
+def _pins(lines):
+    return {re.sub(r"\s+", "", line).lower() for line in lines
+            if line.strip() and not line.lstrip().startswith(("#", "-e"))}
 
 
-def test_environment_yml_matches_pyproject():
-    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    declared = list(project["dependencies"])
-    for extra in project["optional-dependencies"].values():
-        declared += extra
+def _name(requirement):
+    return re.split(r"[<>=!~\[ ]", requirement, maxsplit=1)[0].lower().replace("_", "-")
+
+
+def test_environment_yml_mirrors_the_constraints():
     env = yaml.safe_load((ROOT / "environment.yml").read_text())
     pip_section = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict))
-    listed = [line for line in pip_section if not line.startswith("-e")]
-    assert _requirements(listed) == _requirements(declared)
+    constraints = (ROOT / "constraints.txt").read_text().splitlines()
+    assert _pins(pip_section) == _pins(constraints)
     assert "python=3.11" in env["dependencies"]
 
 
-def test_dependencies_are_pinned():
+def test_every_dependency_has_a_range_and_an_exact_pin():
+    """pyproject states ranges (installable beside other packages); constraints.txt pins each one."""
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    for requirement in project["dependencies"] + sum(project["optional-dependencies"].values(), []):
-        assert "==" in requirement, f"{requirement} is not pinned"
+    declared = project["dependencies"] + sum(project["optional-dependencies"].values(), [])
+    pins = {_name(p): p for p in _pins((ROOT / "constraints.txt").read_text().splitlines())}
+    for requirement in declared:
+        assert "==" not in requirement, f"{requirement}: pyproject states a range, not a pin"
+        assert _name(requirement) in pins, f"{requirement} has no exact pin in constraints.txt"
+        assert "==" in pins[_name(requirement)]
+    assert sorted(pins) == sorted(_name(r) for r in declared), "constraints.txt pins something undeclared"
+
+
+def test_torch_is_pinned_in_one_place():
+    for path in ("Makefile", "pyproject.toml", ".ci/run", "README.md"):
+        assert not re.search(r"torch==|torchvision==", (ROOT / path).read_text()), path
 
 
 def test_chapters_have_the_book_shape():
@@ -77,3 +97,42 @@ def test_library_modules_stay_small():
     """One idea per module: none grows past about 300 lines."""
     sizes = {p.name: len(p.read_text().splitlines()) for p in (ROOT / "siamese_lib").glob("*.py")}
     assert max(sizes.values()) <= 330, sizes
+
+
+def test_every_chapter_opens_with_the_hidden_setup_cell():
+    """Colab: the first code cell installs siamese_lib from this repository, hidden in the HTML."""
+    expected = setup_cell_source(repository_url())
+    for path in toc_notebooks():
+        cells = json.loads(path.read_text())["cells"]
+        first = next(c for c in cells if c["cell_type"] == "code")
+        assert "".join(first["source"]) == expected, f"{path.name}: python tests/book_files.py setup-cells"
+        assert SETUP_TAG in first["metadata"].get("tags", []), path.name
+
+
+def test_the_repository_url_agrees_everywhere():
+    url = repository_url()
+    assert url.startswith("https://github.com/")
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    assert project["urls"]["Source"] == url
+    owner, repo = url.removeprefix("https://github.com/").split("/")
+    assert project["urls"]["Homepage"] == f"https://{owner}.github.io/{repo}/"
+    readme = (ROOT / "README.md").read_text()
+    assert url in readme and project["urls"]["Homepage"] in readme
+    config = yaml.safe_load((ROOT / "_config.yml").read_text())
+    assert config["launch_buttons"]["colab_url"] == "https://colab.research.google.com"
+    assert config["launch_buttons"]["binderhub_url"] == "https://mybinder.org"
+
+
+def test_the_workflow_tests_every_change_and_publishes_main():
+    workflow = yaml.safe_load((ROOT / ".github" / "workflows" / "book.yml").read_text())
+    triggers = workflow[True]  # YAML 1.1 reads the key "on" as True
+    assert set(triggers) >= {"push", "pull_request"}
+    steps = workflow["jobs"]["test"]["steps"]
+    assert any(step.get("run") == "make test" for step in steps)
+    upload = next(s for s in steps if s.get("uses", "").startswith("actions/upload-pages-artifact@"))
+    assert upload["with"]["path"] == "_build/html" and "refs/heads/main" in upload["if"]
+    assert any("_build/.jupyter_cache" in str(s.get("with", {}).get("path")) for s in steps)
+    deploy = workflow["jobs"]["deploy"]
+    assert deploy["needs"] == "test" and "refs/heads/main" in deploy["if"]
+    assert deploy["permissions"] == {"pages": "write", "id-token": "write"}
+    assert deploy["steps"][0]["uses"].startswith("actions/deploy-pages@")

@@ -82,8 +82,23 @@ def test_full_mnist_offline_names_the_embedded_default(tmp_path, monkeypatch):
         raise urllib.error.URLError("no network")
 
     monkeypatch.setattr(MNIST, "download", offline)
-    with pytest.raises(RuntimeError, match="embedded default"):
+    with pytest.raises(RuntimeError, match="needs the internet once; offline, use the embedded default"):
         data.load_mnist("full", root=tmp_path)
+
+
+def test_full_mnist_trains_end_to_end_from_a_local_cache(tmp_path, monkeypatch, mnist):
+    """SIAMESE_MNIST=full on real digits: the embedded images, written as torchvision's IDX cache."""
+    from siamese_lib import experiments
+
+    raw = tmp_path / "MNIST" / "raw"
+    keep = torch.cat([torch.nonzero(mnist.train.labels == c).flatten()[:40] for c in range(10)])
+    write_idx(raw, "train", mnist.train.images[keep].numpy(), mnist.train.labels[keep].numpy())
+    write_idx(raw, "t10k", mnist.test.images[:200].numpy(), mnist.test.labels[:200].numpy())
+    monkeypatch.setenv("SIAMESE_MNIST", "full")
+    full = data.load_mnist(root=tmp_path)  # no download: the files are there
+    assert full.source == "full" and len(full.test) == 200 and len(full.train) + len(full.val) == 400
+    result = experiments.run("contrastive", mining="random", epochs=1, data=full)
+    assert 0.1 < result.metrics["precision_at_1"] <= 1
 
 
 def test_unknown_source(monkeypatch):

@@ -216,3 +216,12 @@ def test_monitor_and_patience_errors():
     with pytest.raises(ValueError, match="patience needs validate and monitor"):
         training.fit(models.EmbeddingNet(4), _toy_batches(1), online_losses.OnlineTripletLoss(), epochs=1,
                      validate=validate, monitor=None, patience=2, progress=False)
+
+
+def test_progress_in_a_log_is_one_line_per_epoch(capsys):
+    training.fit(models.EmbeddingNet(4), _toy_batches(2), online_losses.OnlineTripletLoss(), epochs=3,
+                 progress=True)
+    err = capsys.readouterr().err  # captured: not a terminal
+    assert "\r" not in err
+    lines = err.strip().splitlines()
+    assert [line.split(":")[0] for line in lines] == ["epoch 1/3", "epoch 2/3", "epoch 3/3"]
