@@ -1,6 +1,6 @@
 """The evidence behind the book's defaults, computed without the test split.
 
-    python benchmarks/select_defaults.py                # all three parts, about 6 minutes
+    python benchmarks/select_defaults.py                # all three parts, about 25 minutes
     python benchmarks/select_defaults.py margins epochs # some of them
 
 * ``margins``: validation MAP@R and precision@1, mean over seeds 0-2, for each
@@ -39,12 +39,12 @@ MARGINS = {
     ("contrastive", "cosine", False): (0.25, 0.5, 1.0, 1.5),
     ("contrastive", "euclidean", True): (0.5, 1.0, 1.4),
     ("contrastive", "sqeuclidean", True): (0.5, 1.0, 2.0, 3.0),
-    ("triplet", "sqeuclidean", False): (2.0, 4.0, 8.0, 16.0, 32.0),
+    ("triplet", "sqeuclidean", False): (2.0, 4.0, 8.0, 16.0, 32.0, 64.0),
     ("triplet", "euclidean", False): (0.25, 0.5, 1.0, 2.0, 4.0, 8.0),
     ("triplet", "manhattan", False): (2.0, 4.0, 8.0),
     ("triplet", "cosine", False): (0.1, 0.25, 0.5),
-    ("triplet", "sqeuclidean", True): (0.1, 0.2, 0.5, 1.0),
-    ("triplet", "euclidean", True): (0.1, 0.25, 0.5),
+    ("triplet", "sqeuclidean", True): (0.1, 0.2, 0.5, 1.0, 2.0),
+    ("triplet", "euclidean", True): (0.1, 0.25, 0.5, 1.0, 1.4),
 }
 FOLD_SIZE = 100  # images per digit held out of the training split
 

@@ -59,18 +59,18 @@ DEFAULT_METRIC = {"contrastive": "euclidean", "triplet": "sqeuclidean"}
 DEFAULT_MARGIN = {
     ("contrastive", "euclidean", False): 1.0,
     ("contrastive", "sqeuclidean", False): 1.0,
-    ("contrastive", "manhattan", False): 4.0,
-    ("contrastive", "cosine", False): 0.5,
-    ("contrastive", "cosine", True): 0.5,
+    ("contrastive", "manhattan", False): 8.0,
+    ("contrastive", "cosine", False): 1.0,
+    ("contrastive", "cosine", True): 1.0,  # the cosine distance ignores the length: same margin
     ("contrastive", "euclidean", True): 1.0,
-    ("contrastive", "sqeuclidean", True): 1.0,
-    ("triplet", "sqeuclidean", False): 8.0,
-    ("triplet", "euclidean", False): 1.0,
+    ("contrastive", "sqeuclidean", True): 2.0,
+    ("triplet", "sqeuclidean", False): 32.0,
+    ("triplet", "euclidean", False): 4.0,
     ("triplet", "manhattan", False): 4.0,
     ("triplet", "cosine", False): 0.25,
     ("triplet", "cosine", True): 0.25,
-    ("triplet", "sqeuclidean", True): 0.2,
-    ("triplet", "euclidean", True): 0.25,
+    ("triplet", "sqeuclidean", True): 1.0,
+    ("triplet", "euclidean", True): 1.0,
 }
 IMAGES_PER_STEP = 128
 EMBEDDING_DIM = 32

@@ -136,3 +136,31 @@ def test_the_workflow_tests_every_change_and_publishes_main():
     assert deploy["needs"] == "test" and "refs/heads/main" in deploy["if"]
     assert deploy["permissions"] == {"pages": "write", "id-token": "write"}
     assert deploy["steps"][0]["uses"].startswith("actions/deploy-pages@")
+
+
+def test_modules_import_only_from_the_layers_below():
+    """The order of the API page's module table is the layering: each imports only from earlier ones."""
+    table = re.findall(r"^\| `(\w+)` \|", (ROOT / "book" / "api.md").read_text(), flags=re.M)
+    modules = sorted(p.stem for p in (ROOT / "siamese_lib").glob("[!_]*.py"))
+    assert sorted(table) == modules
+    for position, module in enumerate(table):
+        source = (ROOT / "siamese_lib" / f"{module}.py").read_text()
+        imported = set(re.findall(r"^from \.(\w+) import", source, flags=re.M))
+        imported |= {name.split(" as ")[0].strip() for line in re.findall(r"^from \. import (.+)$",
+                                                                           source, flags=re.M)
+                     for name in line.split(",")}
+        imported -= {"_checks"}
+        later = imported - set(table[:position])
+        assert not later, f"{module} imports from {sorted(later)}, which are not below it"
+
+
+def test_one_vocabulary_everywhere():
+    """The retired names of mining strategies and distances appear nowhere (no aliases are kept)."""
+    retired = [r'mining="(offline|all|hard)"', r"squared=", r"return_fraction", r"PairDataset",
+               r"TripletDataset", r"hard=(True|False)", r"distances\.pairwise", r"seed_everything",
+               r"evaluation\.embed", r"experiments\.METRICS"]
+    files = [p for pattern in ("siamese_lib/*.py", "benchmarks/*.py", "book/*.ipynb", "book/*.md", "README.md")
+             for p in ROOT.glob(pattern)]
+    found = [f"{p.name}: {pattern}" for p in files for pattern in retired
+             if re.search(pattern, p.read_text(encoding="utf-8"))]
+    assert not found, found
