@@ -33,12 +33,15 @@ __all__ = ["SOURCES", "EMBEDDED_SHA256", "SPLIT_SEED", "EMBEDDED_FRACTIONS", "FU
            "Split", "MNIST", "default_source", "load_mnist", "embedded_path", "read_embedded",
            "stratified_split"]
 
+#: Where the images can come from (``load_mnist(source=...)``, ``$SIAMESE_MNIST``).
 SOURCES = ("embedded", "full")
 #: SHA-256 of the embedded images (uint8, N×28×28, C order) followed by the labels (uint8).
 EMBEDDED_SHA256 = "809ec085d551285cf9efad12c42a6aead98c62f96eb9936cc5b778870773e50d"
 #: Seed of the train / validation / test split (never changes, so the test split is fixed).
 SPLIT_SEED = 20240126
+#: Train / validation / test fractions of each digit of the embedded subset.
 EMBEDDED_FRACTIONS = (0.7, 0.1, 0.2)
+#: Fraction of each digit of full MNIST's training set held out for validation.
 FULL_VAL_FRACTION = 1 / 12
 
 

@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import torch
 
+from . import _checks
 from ._checks import (
-    METRICS,
     check_choice,
     check_embeddings,
     check_metric,
@@ -26,6 +26,9 @@ from ._checks import (
 )
 
 __all__ = ["METRICS", "paired_distance", "distance_matrix", "safe_sqrt", "sphere_separation"]
+
+#: The distances every ``metric=`` argument of the library accepts.
+METRICS = _checks.METRICS
 
 _NORM_EPS = 1e-12
 

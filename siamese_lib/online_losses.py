@@ -62,7 +62,7 @@ def batch_all_triplet_loss(embeddings: torch.Tensor, labels, margin: float = 1.0
     labels : Tensor, shape (B,)
         Class of each row.
     margin, metric, soft
-        As in :func:`triplet_loss`. With ``soft=True`` every valid triplet is active.
+        As in :func:`~siamese_lib.losses.triplet_loss`. With ``soft=True`` every valid triplet is active.
     reduction : {"mean_nonzero", "mean", "sum", "none"}
         ``"none"`` returns the loss of every valid triplet.
 
@@ -163,7 +163,7 @@ def online_contrastive_loss(embeddings: torch.Tensor, labels, margin: float = 1.
     With ``mining="batch_all"`` every pair :math:`i < j` is used; with
     ``mining="batch_hard"`` only each anchor's farthest positive and closest
     negative (:func:`siamese_lib.mining.batch_hard_pairs`). The per-pair loss
-    is that of :func:`contrastive_loss` with :math:`y_{ij} = [\ell_i = \ell_j]`.
+    is that of :func:`~siamese_lib.losses.contrastive_loss` with :math:`y_{ij} = [\ell_i = \ell_j]`.
     ``reduction="none"`` returns the selected pairs' losses in row-major order.
 
     Examples

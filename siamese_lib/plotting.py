@@ -12,6 +12,7 @@ from .models import embed
 __all__ = ["DIGIT_COLORS", "show_digits", "plot_history", "plot_distance_histograms", "plot_roc",
            "plot_embedding", "tsne", "comparison_figures"]
 
+#: One colour per digit, shared by every figure.
 DIGIT_COLORS = plt.get_cmap("tab10")
 
 

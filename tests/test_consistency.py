@@ -159,8 +159,8 @@ def test_one_vocabulary_everywhere():
     retired = [r'mining="(offline|all|hard)"', r"squared=", r"return_fraction", r"PairDataset",
                r"TripletDataset", r"hard=(True|False)", r"distances\.pairwise", r"seed_everything",
                r"evaluation\.embed", r"experiments\.METRICS"]
-    files = [p for pattern in ("siamese_lib/*.py", "benchmarks/*.py", "book/*.ipynb", "book/*.md", "README.md")
-             for p in ROOT.glob(pattern)]
+    patterns = ("siamese_lib/*.py", "benchmarks/*.py", "book/*.ipynb", "book/*.md", "README.md")
+    files = [p for pattern in patterns for p in ROOT.glob(pattern)]
     found = [f"{p.name}: {pattern}" for p in files for pattern in retired
              if re.search(pattern, p.read_text(encoding="utf-8"))]
     assert not found, found
