@@ -38,6 +38,8 @@ def test_same_seed_same_weights_and_metrics(small_mnist):
     assert other.metrics != runs[0].metrics
 
 
+# batch-hard with squared distances may collapse in two epochs (chapter 7 shows it): not this test's subject
+@pytest.mark.filterwarnings("ignore::siamese_lib.training.CollapseWarning")
 @pytest.mark.parametrize("loss, mining", [(loss, mining) for loss in experiments.LOSSES
                                           for mining in experiments.MINING[loss]])
 def test_every_loss_and_mining_trains(small_mnist, loss, mining):
