@@ -17,6 +17,9 @@ from .distances import _pairwise
 from .losses import _contrastive_terms, _hinge, _options, _reduce
 from .mining import batch_hard, batch_hard_pairs, pair_masks, positive_pairs, semi_hard
 
+#: The strategies that mine pairs in a batch (semi-hard is defined for triplets only).
+_PAIR_MINING = ("batch_all", "batch_hard")
+
 __all__ = ["batch_all_triplet_loss", "batch_hard_triplet_loss", "semi_hard_triplet_loss",
            "online_contrastive_loss", "active_fraction", "OnlineTripletLoss",
            "OnlineContrastiveLoss"]
@@ -173,7 +176,7 @@ def online_contrastive_loss(embeddings: torch.Tensor, labels, margin: float = 1.
     >>> online_contrastive_loss(z, labels, margin=1.0, reduction="none")
     tensor([0.2500, 0.0625, 0.5625])
     """
-    check_choice("mining", mining, ("batch_all", "batch_hard"))
+    check_choice("mining", mining, _PAIR_MINING)
     labels, margin, reduction, dist = _online(embeddings, labels, margin, metric, reduction)
     if mining == "batch_hard":
         pos_mask, neg_mask = batch_hard_pairs(dist, labels)
@@ -226,7 +229,7 @@ class OnlineContrastiveLoss(nn.Module):
                  reduction: str = "mean"):
         super().__init__()
         self.margin, self.metric, self.reduction = _options(margin, metric, reduction)
-        self.mining = check_choice("mining", mining, ("batch_all", "batch_hard"))
+        self.mining = check_choice("mining", mining, _PAIR_MINING)
 
     def forward(self, embeddings, labels):  # noqa: D102
         return online_contrastive_loss(embeddings, labels, self.margin, self.metric, self.mining,

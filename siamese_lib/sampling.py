@@ -182,22 +182,20 @@ class ImageDataset(Dataset):
 
 
 class _RandomBatches:
-    """A batch sampler that draws ``n`` random rows with ``make(labels, n, rng)`` on every pass."""
+    """A batch sampler that draws ``n`` random rows with ``draw(labels, n, rng)`` on every pass."""
 
-    _make = None
-
-    def __init__(self, labels, batch_size: int, n: int, seed: int):
+    def __init__(self, labels, batch_size: int, n: int, seed: int, draw):
         self.labels = np.asarray(labels)
         self.batch_size = check_number("batch_size", batch_size, low=1, integer=True)
         self.n = check_number("n", n, low=1, integer=True)
         self.rng = np.random.default_rng(seed)
+        self.draw = draw
 
     def __len__(self) -> int:
         return -(-self.n // self.batch_size)
 
     def __iter__(self):
-        rows = type(self)._make(self.labels, self.n, self.rng)
-        yield from rows.split(self.batch_size)
+        yield from self.draw(self.labels, self.n, self.rng).split(self.batch_size)
 
 
 class PairSampler(_RandomBatches):
@@ -220,10 +218,9 @@ class PairSampler(_RandomBatches):
     [torch.Size([2, 2]), torch.Size([1, 2])]
     """
 
-    _make = staticmethod(lambda labels, n, rng: make_pairs(labels, n, rng)[:, :2])
-
     def __init__(self, labels, batch_size: int, n_pairs: int | None = None, seed: int = 0):
-        super().__init__(labels, batch_size, n_pairs or max(len(labels) // 2, 1), seed)
+        super().__init__(labels, batch_size, n_pairs or max(len(labels) // 2, 1), seed,
+                         lambda labels, n, rng: make_pairs(labels, n, rng)[:, :2])
 
 
 class TripletSampler(_RandomBatches):
@@ -237,10 +234,9 @@ class TripletSampler(_RandomBatches):
     [torch.Size([2, 3])]
     """
 
-    _make = staticmethod(make_triplets)
-
     def __init__(self, labels, batch_size: int, n_triplets: int | None = None, seed: int = 0):
-        super().__init__(labels, batch_size, n_triplets or max(len(labels) // 3, 1), seed)
+        super().__init__(labels, batch_size, n_triplets or max(len(labels) // 3, 1), seed,
+                         make_triplets)
 
 
 class PKSampler:
