@@ -88,7 +88,8 @@ def test_no_hand_typed_results_in_the_prose(path):
 
 
 def _figure_cells(path):
-    return [c for c in _cells(path) if c["cell_type"] == "code" and "figure" in c["metadata"].get("mystnb", {})]
+    return [c for c in _cells(path)
+            if c["cell_type"] == "code" and "figure" in c["metadata"].get("mystnb", {})]
 
 
 def _draws(cell) -> bool:
