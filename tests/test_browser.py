@@ -17,6 +17,7 @@ import re
 import threading
 import urllib.error
 import urllib.request
+from html.parser import HTMLParser
 from pathlib import Path
 from urllib.parse import urldefrag, urljoin, urlparse
 
@@ -211,3 +212,44 @@ def test_no_warnings_or_build_paths_in_the_chapters(page_path):
     assert not re.search(r'class="[^"]*\bstderr\b', html), f"{page_path} shows stderr output (a warning?)"
     for marker in ("site-packages", str(ROOT), "/home/", "/root/"):
         assert marker not in html, f"{page_path} shows a path of the build machine: {marker}"
+
+
+class _Figures(HTMLParser):
+    """Collects each image of a page's article with whether a numbered, captioned figure holds it."""
+
+    VOID = {"img", "br", "hr", "meta", "link", "input", "source", "col", "wbr", "area", "base", "embed"}
+
+    def __init__(self):
+        super().__init__()
+        self.stack, self.images, self.figures = [], [], []  # figures: [has caption number] per open figure
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        if tag == "img" and any(t == "article" for t, _ in self.stack):
+            self.images.append((attrs.get("src", ""), attrs.get("alt", ""),
+                                self.figures[-1] if self.figures else None))
+        if tag == "figure":
+            self.figures.append({"number": False})
+        if tag == "span" and "caption-number" in (attrs.get("class") or "") and self.figures:
+            self.figures[-1]["number"] = True
+        if tag not in self.VOID:
+            self.stack.append((tag, attrs))
+
+    def handle_endtag(self, tag):
+        if tag == "figure" and self.figures:
+            self.figures.pop()
+        while self.stack:
+            if self.stack.pop()[0] == tag:
+                break
+
+
+@pytest.mark.parametrize("page_path", [p for p in _pages() if p.startswith("book/0")])
+def test_every_image_is_a_numbered_figure_with_alt_text(page_path):
+    """Figures are numbered MyST figures with a caption and alt text, as the contributing rules ask."""
+    parser = _Figures()
+    parser.feed((HTML / page_path).read_text(encoding="utf-8"))
+    assert parser.images, f"{page_path} has no figure"
+    for src, alt, figure in parser.images:
+        assert figure is not None and figure["number"], f"{page_path}: image {src} is not a numbered figure"
+        assert len(alt) > 20, f"{page_path}: image {src} has no alt text"
+
