@@ -11,6 +11,11 @@ rest of the split is the gallery (the query itself is left out). With
   :math:`P_q(i) = \frac1i\sum_{j\le i}\text{rel}_q(j)`;
 * kNN accuracy: majority vote of the :math:`k` nearest neighbours.
 
+Few-shot classification (Snell et al. 2017): in an N-way K-shot episode, N
+classes are drawn, K labelled *support* images of each and some *query*
+images; each query gets the class whose prototype (the mean of its K support
+embeddings) is nearest.
+
 Verification: given pairs with distances :math:`d` and labels :math:`y`
 (1 = same class), predict "same" when :math:`d \le t`. ROC-AUC and the equal
 error rate (EER, where false accepts equal false rejects) do not depend on
@@ -28,22 +33,29 @@ from .distances import _paired, _pairwise
 
 __all__ = ["precision_at_1", "r_precision", "map_at_r", "knn_accuracy", "retrieval_metrics",
            "pair_distances", "roc_curve", "roc_auc", "equal_error_rate", "best_threshold",
-           "verification_accuracy"]
+           "verification_accuracy", "few_shot_accuracy"]
 
 _CHUNK = 1024
+_TIE_SEED = 0
+_EPISODES_PER_CHUNK = 50
 
 
 def _nearest(embeddings, metric, k):
     """The ``k`` nearest other items of every item, in chunks of queries: ``(start, indices)``.
 
-    Each query is left out of its own neighbours; ties in distance are broken
-    by index (a stable sort), so the order is the same every time.
+    Each query is left out of its own neighbours. Ties in distance are broken
+    in a fixed pseudo-random order of the gallery (seeded, the same every
+    time), not by index: data sorted by label would otherwise hand a constant
+    embedding neighbours of the query's own class, and a score above chance.
     """
-    for start in range(0, len(embeddings), _CHUNK):
-        dist = _pairwise(embeddings[start:start + _CHUNK], embeddings, metric)
+    n = len(embeddings)
+    shuffle = torch.randperm(n, generator=torch.Generator().manual_seed(_TIE_SEED)).to(embeddings.device)
+    gallery, own_column = embeddings[shuffle], torch.argsort(shuffle)
+    for start in range(0, n, _CHUNK):
+        dist = _pairwise(embeddings[start:start + _CHUNK], gallery, metric)
         rows = torch.arange(dist.shape[0], device=dist.device)
-        dist[rows, rows + start] = torch.inf
-        yield start, torch.sort(dist, dim=1, stable=True).indices[:, :k]
+        dist[rows, own_column[rows + start]] = torch.inf  # each query's own column
+        yield start, shuffle[torch.sort(dist, dim=1, stable=True).indices[:, :k]]
 
 
 def _neighbour_matches(embeddings, labels, metric, k=None):
@@ -230,3 +242,69 @@ def verification_accuracy(distances, y, threshold: float) -> float:
     r"""Accuracy of predicting "same class" exactly when :math:`d \le t`."""
     distances, y = _check_pairs(distances, y)
     return float(((distances <= threshold) == (y == 1)).mean())
+
+
+def few_shot_accuracy(embeddings: torch.Tensor, labels, n_way: int = 5, k_shot: int = 1,
+                      n_query: int = 15, episodes: int = 1000, seed: int = 0,
+                      metric: str = "euclidean") -> tuple[float, float]:
+    r"""Mean accuracy of nearest-prototype classification over random N-way K-shot episodes.
+
+    Each episode draws ``n_way`` classes among those with at least
+    ``k_shot + n_query`` items, then ``k_shot`` support and ``n_query`` query
+    items of each, all distinct. A query is assigned the class whose prototype
+    :math:`c_j = \frac1K \sum_{s \in S_j} z_s` (for K = 1 the support item
+    itself) is nearest in ``metric``; ties go to the first of the tied classes
+    in the episode's random order, so a constant embedding scores chance,
+    :math:`1/N`.
+
+    Returns
+    -------
+    (accuracy, half_width) : tuple of float
+        The mean accuracy over episodes and the half-width of its 95 %
+        confidence interval, :math:`1.96\,s/\sqrt{\text{episodes}}` with
+        :math:`s` the standard deviation of the episodes' accuracies.
+
+    Examples
+    --------
+    >>> import torch
+    >>> z = torch.tensor([[0.0], [0.1], [0.2], [5.0], [5.1], [5.2]])
+    >>> few_shot_accuracy(z, torch.tensor([0, 0, 0, 1, 1, 1]), n_way=2, n_query=2, episodes=10)
+    (1.0, 0.0)
+    """
+    n_way = check_number("n_way", n_way, low=2, integer=True)
+    k_shot = check_number("k_shot", k_shot, low=1, integer=True)
+    n_query = check_number("n_query", n_query, low=1, integer=True)
+    episodes = check_number("episodes", episodes, low=1, integer=True)
+    check_embeddings("embeddings", embeddings)
+    check_metric(metric)
+    labels = check_labels("labels", labels, len(embeddings), device=embeddings.device)
+    classes, counts = torch.unique(labels, return_counts=True)
+    usable = classes[counts >= k_shot + n_query]
+    if len(usable) < n_way:
+        raise ValueError(f"n_way={n_way} needs as many classes with at least k_shot + n_query = "
+                         f"{k_shot + n_query} items, got {len(usable)} such classes")
+    g = torch.Generator().manual_seed(seed)
+    # members[c, :counts[c]]: the items of usable class c, padded with -1
+    counts = counts[counts >= k_shot + n_query]
+    members = torch.full((len(usable), int(counts.max())), -1, dtype=torch.long)
+    for row, c in enumerate(usable.tolist()):
+        members[row, :counts[row]] = torch.nonzero(labels == c).flatten().cpu()
+    accuracy = []
+    for first in range(0, episodes, _EPISODES_PER_CHUNK):
+        e = min(_EPISODES_PER_CHUNK, episodes - first)
+        ways = torch.rand(e, len(usable), generator=g).argsort(dim=1)[:, :n_way]        # (e, N)
+        keys = torch.rand(e, n_way, members.shape[1], generator=g)
+        keys[torch.arange(members.shape[1]) >= counts.cpu()[ways][..., None]] = 2.0    # padding last
+        slots = keys.argsort(dim=2)[..., :k_shot + n_query]                            # (e, N, K + Q)
+        picks = members[ways[..., None], slots].to(embeddings.device)
+        prototypes = embeddings[picks[..., :k_shot]].mean(dim=2).reshape(e * n_way, -1)
+        queries = embeddings[picks[..., k_shot:]].reshape(e * n_way * n_query, -1)
+        dist = _pairwise(queries, prototypes, metric).reshape(e, n_way * n_query, e, n_way)
+        own = torch.arange(e, device=dist.device)
+        guess = dist[own, :, own, :].argmin(dim=2)                                     # (e, N·Q)
+        truth = torch.arange(n_way, device=guess.device).repeat_interleave(n_query)
+        accuracy.append((guess == truth).double().mean(dim=1).cpu())
+    accuracy = torch.cat(accuracy)
+    half_width = 1.96 * accuracy.std().item() / episodes**0.5 if episodes > 1 else float("nan")
+    return accuracy.mean().item(), half_width
+

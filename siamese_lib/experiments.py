@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 import torch
 
 from . import data as data_mod
+from .baselines import BASELINES, PixelEncoder, SoftmaxClassifier
 from .distances import sphere_separation
 from .evaluation import (
     best_threshold,
@@ -45,12 +46,13 @@ from .sampling import ImageDataset, PairSampler, PKSampler, TripletSampler, load
 from .training import History, fit, seeded
 from .transforms import RandomAffine
 
-__all__ = ["LOSSES", "MINING", "DEFAULT_METRIC", "DEFAULT_MARGIN", "default_margin", "MarginWarning",
+__all__ = ["LOSSES", "BASELINES", "MINING", "DEFAULT_METRIC", "DEFAULT_MARGIN", "default_margin",
+           "MarginWarning",
            "IMAGES_PER_STEP", "EMBEDDING_DIM", "EPOCHS", "LR", "AUGMENT", "VAL_PAIR_SEED",
            "TEST_PAIR_SEED", "N_EVAL_PAIRS", "SCORES", "RunResult",
            "get_data", "run", "evaluate", "fixed_test_pairs", "fixed_val_pairs"]
 
-#: The losses :func:`run` trains with.
+#: The losses :func:`run` trains with (it also takes the :data:`BASELINES`).
 LOSSES = ("contrastive", "triplet")
 #: The mining strategies of each loss (names as in :mod:`siamese_lib.mining`).
 MINING = {"contrastive": ("random", "batch_all", "batch_hard"), "triplet": STRATEGIES}
@@ -154,8 +156,10 @@ def get_data(data=None) -> data_mod.MNIST:
 
 
 def _check_choice(loss, mining, metric, normalize, margin, n_classes):
+    if loss in BASELINES:  # no margin; measured in the Euclidean distance unless told otherwise
+        return metric or "euclidean", None
     if loss not in LOSSES:
-        raise ValueError(f"loss must be one of {LOSSES}, got {loss!r}")
+        raise ValueError(f"loss must be one of {LOSSES + BASELINES}, got {loss!r}")
     if mining not in MINING[loss]:
         raise ValueError(f"mining for the {loss} loss must be one of {MINING[loss]}, got {mining!r}")
     metric = DEFAULT_METRIC[loss] if metric is None else metric
@@ -169,9 +173,12 @@ def _check_choice(loss, mining, metric, normalize, margin, n_classes):
 
 
 def _training_setup(loss, mining, margin, metric, train, seed, transform, encoder):
-    """The model, criterion and batches for one loss and mining strategy."""
+    """The model, criterion and batches for one loss (or the softmax baseline) and mining strategy."""
     images = ImageDataset(train, transform, seed=seed)
     labels = train.labels.numpy()
+    if loss == "softmax":  # a classifier on the batches of online mining: same images per step
+        model = SoftmaxClassifier(encoder, sorted(set(labels.tolist())))
+        return model, model.loss, _pk_batches(images, labels, seed)
     if mining == "random":
         per_step = IMAGES_PER_STEP // (2 if loss == "contrastive" else 3)
         sampler_class = PairSampler if loss == "contrastive" else TripletSampler
@@ -179,12 +186,16 @@ def _training_setup(loss, mining, margin, metric, train, seed, transform, encode
         criterion = (ContrastiveLoss(margin, metric) if loss == "contrastive"
                      else TripletLoss(margin, metric))
         return SiameseNetwork(encoder), criterion, batches
+    criterion = (OnlineContrastiveLoss(margin, metric, mining) if loss == "contrastive"
+                 else OnlineTripletLoss(mining, margin, metric))
+    return encoder, criterion, _pk_batches(images, labels, seed)
+
+
+def _pk_batches(images, labels, seed):
     p = min(8, len(set(labels.tolist())))
     k = IMAGES_PER_STEP // p
     sampler = PKSampler(labels, p, k, n_batches=max(len(labels) // (p * k), 1), seed=seed)
-    criterion = (OnlineContrastiveLoss(margin, metric, mining) if loss == "contrastive"
-                 else OnlineTripletLoss(mining, margin, metric))
-    return encoder, criterion, loader(images, sampler=sampler)
+    return loader(images, sampler=sampler)
 
 
 def _eval_metric(metric: str) -> str:
@@ -206,8 +217,11 @@ def run(loss: str = "contrastive", *, mining: str = "batch_all", margin: float |
 
     Parameters
     ----------
-    loss : {"contrastive", "triplet"}
-        *What is learned.* The loss.
+    loss : {"contrastive", "triplet", "pixels", "untrained", "softmax"}
+        *What is learned.* The loss, or one of the :data:`BASELINES`
+        (:mod:`siamese_lib.baselines`): raw pixels and the untrained encoder
+        are measured without training (``mining``, ``margin`` and the budget
+        do not apply), the softmax classifier trains on the P×K batches.
     mining : str
         How a step's pairs or triplets are chosen (:data:`MINING`):
         ``"random"`` pairs / triplets, or ``"batch_all"``, ``"batch_hard"``
@@ -252,23 +266,26 @@ def run(loss: str = "contrastive", *, mining: str = "batch_all", margin: float |
     test = mnist.test if test_classes is None else mnist.test.subset(test_classes)
     metric, margin = _check_choice(loss, mining, metric, normalize, margin,
                                    len(torch.unique(train.labels)))
+    mining = mining if loss in LOSSES else None
     config = dict(loss=loss, mining=mining, margin=margin, metric=metric, normalize=normalize,
                   embedding_dim=embedding_dim, epochs=epochs, lr=lr, weight_decay=weight_decay,
                   augment=None if transform is None else repr(transform), seed=seed,
                   train_classes=train_classes,
                   test_classes=None if test_classes is None else [int(c) for c in test_classes])
     with seeded(seed):
-        encoder = EmbeddingNet(embedding_dim, normalize=normalize)
-    model, criterion, batches = _training_setup(loss, mining, margin, metric, train, seed,
-                                                transform, encoder)
+        encoder = (PixelEncoder(normalize) if loss == "pixels"
+                   else EmbeddingNet(embedding_dim, normalize=normalize))
     measure = _eval_metric(metric)
 
     def validate(_):
         return {"precision_at_1": precision_at_1(embed(encoder, val.images), val.labels, measure)}
 
-    start = time.perf_counter()
-    history = fit(model, batches, criterion, epochs=epochs, lr=lr, weight_decay=weight_decay,
-                  validate=validate, monitor=None, seed=seed, device=device, progress=progress)
+    history, start = History(), time.perf_counter()
+    if loss not in ("pixels", "untrained"):
+        model, criterion, batches = _training_setup(loss, mining, margin, metric, train, seed,
+                                                    transform, encoder)
+        history = fit(model, batches, criterion, epochs=epochs, lr=lr, weight_decay=weight_decay,
+                      validate=validate, monitor=None, seed=seed, device=device, progress=progress)
     seconds = time.perf_counter() - start
     encoder.eval()
     return RunResult(encoder, history, evaluate(encoder, test, val, measure), seconds, config)

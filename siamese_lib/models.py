@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -97,7 +99,7 @@ def embed(model: nn.Module, images, batch_size: int = 1024, device=None) -> torc
     """Embeddings of raw uint8 images ``(N, 28, 28)``, computed in eval mode.
 
     The images are preprocessed (:func:`~siamese_lib.transforms.preprocess`)
-    on ``device`` (default: the model's), in chunks of ``batch_size``; the
+    on ``device`` (default: that of the model's parameters or buffers), in chunks of ``batch_size``; the
     model's train/eval mode is restored afterwards.
 
     Returns
@@ -112,7 +114,7 @@ def embed(model: nn.Module, images, batch_size: int = 1024, device=None) -> torc
     torch.Size([3, 4])
     """
     check_number("batch_size", batch_size, low=1, integer=True)
-    device = device or next(model.parameters()).device
+    device = device or next(itertools.chain(model.parameters(), model.buffers())).device
     images = torch.as_tensor(images)
     was_training = model.training
     model.eval()

@@ -120,3 +120,74 @@ def test_bad_input():
         ev.knn_accuracy(LINE, LINE_LABELS, k=0)
     with pytest.raises(ValueError, match="at least 2 items per label"):
         ev.precision_at_1(LINE[:2], torch.tensor([0, 1]))
+
+
+def test_a_constant_embedding_scores_chance_even_on_data_sorted_by_label():
+    """Ties are not broken by index: sorted labels would give a collapsed embedding a high score."""
+    labels = torch.arange(10).repeat_interleave(60)  # sorted by label, as the splits are
+    constant = torch.zeros(len(labels), 4)
+    chance_p1 = 59 / 599
+    scores = ev.retrieval_metrics(constant, labels)
+    sigma = (chance_p1 * (1 - chance_p1) / len(labels)) ** 0.5
+    assert abs(scores["precision_at_1"] - chance_p1) < 4 * sigma, scores
+    assert scores["map_at_r"] < 0.03 and scores["r_precision"] < 0.13, scores
+    # a random embedding (no ties) is scored the same way
+    noise = ev.retrieval_metrics(torch.randn(len(labels), 4, generator=torch.Generator().manual_seed(0)),
+                                         labels)
+    assert abs(noise["map_at_r"] - scores["map_at_r"]) < 0.01, (noise, scores)
+
+
+def _few_shot_by_hand(z, labels, n_way, k_shot, n_query, episodes, seed):
+    """One episode at a time with plain Python: draw, average the support, pick the nearest prototype."""
+    rng = np.random.default_rng(seed)
+    members = {c: np.flatnonzero(labels == c) for c in np.unique(labels)
+               if (labels == c).sum() >= k_shot + n_query}
+    scores = []
+    for _ in range(episodes):
+        classes = rng.choice(sorted(members), size=n_way, replace=False)
+        right = 0
+        draws = [rng.choice(members[c], size=k_shot + n_query, replace=False) for c in classes]
+        prototypes = [z[d[:k_shot]].mean(axis=0) for d in draws]
+        for truth, d in enumerate(draws):
+            for q in d[k_shot:]:
+                dists = [np.sqrt(((z[q] - p) ** 2).sum()) for p in prototypes]
+                right += int(np.argmin(dists) == truth)
+        scores.append(right / (n_way * n_query))
+    return float(np.mean(scores)), float(np.std(scores, ddof=1))
+
+
+@pytest.mark.parametrize("k_shot", [1, 5])
+def test_few_shot_accuracy_agrees_with_a_hand_loop(k_shot):
+    g = torch.Generator().manual_seed(3)
+    labels = torch.arange(8).repeat_interleave(30)
+    z = torch.randn(len(labels), 6, generator=g, dtype=torch.float64) + 0.8 * torch.nn.functional.one_hot(
+        labels % 6, 6).double()
+    acc, half = ev.few_shot_accuracy(z, labels, n_way=5, k_shot=k_shot, n_query=10, episodes=2000)
+    ref, ref_std = _few_shot_by_hand(z.numpy(), labels.numpy(), 5, k_shot, 10, 2000, seed=1)
+    assert abs(half - 1.96 * ref_std / 2000**0.5) < 0.3 * half  # same spread of episodes
+    assert abs(acc - ref) < 3 * (half / 1.96) * 2**0.5, (acc, ref)  # two estimates of one mean
+    assert 0.2 + 4 * half < acc < 1 - 4 * half  # a case between chance and perfect
+
+
+def test_few_shot_accuracy_known_answers():
+    labels = torch.arange(6).repeat_interleave(20)
+    separated = 100.0 * torch.nn.functional.one_hot(labels, 6).double()
+    assert ev.few_shot_accuracy(separated, labels, episodes=50) == (1.0, 0.0)
+    constant = torch.zeros(len(labels), 3)
+    acc, _ = ev.few_shot_accuracy(constant, labels, n_way=4, episodes=50)
+    assert acc == pytest.approx(1 / 4)  # chance
+    # class 0 at 0 and 2, class 1 twice at 3: the query of class 0 is right only when 2 is the
+    # support, the query of class 1 always; expected accuracy (1/2 + 1) / 2 = 0.75
+    z, y = torch.tensor([[0.0], [2.0], [3.0], [3.0]]), torch.tensor([0, 0, 1, 1])
+    acc, half = ev.few_shot_accuracy(z, y, n_way=2, k_shot=1, n_query=1, episodes=4000)
+    assert abs(acc - 0.75) < 2 * half
+
+
+def test_few_shot_accuracy_bad_input():
+    z, labels = torch.randn(40, 3), torch.arange(40) % 4
+    with pytest.raises(ValueError, match="n_way=5 needs"):
+        ev.few_shot_accuracy(z, labels, n_way=5, n_query=2)
+    with pytest.raises(ValueError, match="k_shot"):
+        ev.few_shot_accuracy(z, labels, k_shot=0)
+    with pytest.raises(ValueError, match="n_way"):
+        ev.few_shot_accuracy(z, labels, n_way=1)
