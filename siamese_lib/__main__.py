@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from . import comparison, experiments
+from . import comparison, experiments, unseen
 from .data import SOURCES, load_mnist
 from .distances import METRICS
 from .mining import STRATEGIES
@@ -28,12 +28,13 @@ def _positive_float(text: str) -> float:
 
 
 def _add_training_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--epochs", type=_positive_int, default=experiments.EPOCHS,
-                        help="passes over the training split (default: %(default)s)")
-    parser.add_argument("--embedding-dim", type=_positive_int, default=experiments.EMBEDDING_DIM,
-                        help="size of the embedding (default: %(default)s)")
-    parser.add_argument("--lr", type=_positive_float, default=experiments.LR,
-                        help="AdamW learning rate (default: %(default)s)")
+    # None: the book's default (experiments.EPOCHS, ...), or OPEN_SET's with compare --unseen
+    parser.add_argument("--epochs", type=_positive_int, default=None,
+                        help=f"passes over the training split (default: {experiments.EPOCHS})")
+    parser.add_argument("--embedding-dim", type=_positive_int, default=None,
+                        help=f"size of the embedding (default: {experiments.EMBEDDING_DIM})")
+    parser.add_argument("--lr", type=_positive_float, default=None,
+                        help=f"AdamW learning rate (default: {experiments.LR})")
     parser.add_argument("--no-augment", action="store_true",
                         help=f"train on the images as they are, without the default "
                              f"augmentation {experiments.AUGMENT!r}")
@@ -57,11 +58,19 @@ def build_parser() -> argparse.ArgumentParser:
                              "write a results table, a summary and figures",
                              description="Train each loss with the book's protocol over "
                              "several seeds; write results.csv (one row per loss and seed), "
-                             "summary.md (mean ± std) and figures (ROC overlay, embedding scatter).")
-    compare.add_argument("--losses", nargs="+", choices=experiments.LOSSES,
-                         default=list(experiments.LOSSES), help="losses to compare (default: both)")
-    compare.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2],
-                         help="random seeds, at least one (default: 0 1 2)")
+                             "summary.md (mean ± std) and figures (ROC overlay, embedding scatter). "
+                             "With --unseen, train on the training digits of each partition of "
+                             "unseen.PARTITIONS with experiments.OPEN_SET, measure on the unseen "
+                             "digits, and write unseen.csv and unseen.md (means, paired "
+                             "differences with bootstrap intervals).")
+    methods = experiments.LOSSES + experiments.BASELINES
+    compare.add_argument("--losses", nargs="+", choices=methods, default=None,
+                         help="losses and baselines to compare (default: the two losses; with "
+                              "--unseen all of " + ", ".join(methods) + ")")
+    compare.add_argument("--seeds", nargs="+", type=int, default=None,
+                         help="random seeds, at least one (default: 0 1 2; with --unseen 0 1)")
+    compare.add_argument("--unseen", action="store_true",
+                         help="the class-disjoint comparison on digits never seen in training")
     compare.add_argument("--out", type=Path, default=Path("results"),
                          help="output folder, created if missing (default: %(default)s)")
     _add_training_options(compare)
@@ -85,11 +94,41 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _common(args) -> dict:
+def _common(args, base=None) -> dict:
+    """``run`` keywords from the options; options left out keep ``base`` (or run's defaults)."""
     data = experiments.get_data() if args.data is None else load_mnist(args.data)
-    return dict(epochs=args.epochs, embedding_dim=args.embedding_dim, lr=args.lr,
-                transform=None if args.no_augment else experiments.AUGMENT,
-                data=data, device=args.device)
+    given = {"epochs": args.epochs, "embedding_dim": args.embedding_dim, "lr": args.lr}
+    common = {**(base or {}), **{k: v for k, v in given.items() if v is not None}}
+    if args.no_augment:
+        common["transform"] = None
+    return dict(common, data=data, device=args.device)
+
+
+def cmd_compare_unseen(args) -> None:
+    """Write unseen.csv and unseen.md for ``compare --unseen``."""
+    methods = args.losses or list(experiments.LOSSES + experiments.BASELINES)
+    seeds = args.seeds or [0, 1]
+    table = unseen.compare_unseen(methods, seeds=seeds, progress=True,
+                                  **_common(args, experiments.OPEN_SET))
+    table.to_csv(args.out / "unseen.csv", index=False)
+    summary = comparison.format_summary(comparison.summarize(
+        table.drop(columns="partition").rename(columns={"method": "loss"})))
+    lines = ["# Digits never seen in training\n\nPartitions (training digits | unseen digits): "
+             + "; ".join(f"{''.join(map(str, a))} | {''.join(map(str, b))}" for a, b in unseen.PARTITIONS)
+             + f". Seeds: {' '.join(map(str, seeds))}. Mean ± std over partitions and seeds.\n",
+             comparison.to_markdown(summary)]
+    pairs = [(a, b) for a, b in [("triplet", "contrastive"), ("contrastive", "pixels"), ("triplet", "pixels")]
+             if a in methods and b in methods]
+    for a, b in pairs:
+        lines.append(f"\n## {a} − {b}, paired by partition and seed (95 % bootstrap interval)\n\n"
+                     "| score | mean | interval | ahead |\n|---|---|---|---|")
+        for score in unseen.UNSEEN_SCORES:
+            d = unseen.paired_difference(table, a, b, score)
+            lines.append(f"| {score} | {d['mean']:+.4f} | [{d['low']:+.4f}, {d['high']:+.4f}] "
+                         f"| {d['verdict']} |")
+    (args.out / "unseen.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+    print(f"wrote {args.out / 'unseen.csv'} and {args.out / 'unseen.md'}")
 
 
 def cmd_compare(args) -> None:
@@ -97,6 +136,9 @@ def cmd_compare(args) -> None:
     from . import plotting
 
     args.out.mkdir(parents=True, exist_ok=True)
+    if args.unseen:
+        return cmd_compare_unseen(args)
+    args.losses, args.seeds = args.losses or list(experiments.LOSSES), args.seeds or [0, 1, 2]
     common = _common(args)
     mnist = common["data"]
     result = comparison.compare(args.losses, args.seeds, progress=True, **common)
@@ -138,7 +180,7 @@ def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command == "compare":
-        if not args.seeds:
+        if args.seeds == []:
             parser.error("--seeds needs at least one seed")
         cmd_compare(args)
     else:

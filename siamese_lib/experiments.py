@@ -47,7 +47,7 @@ from .training import History, fit, seeded
 from .transforms import RandomAffine
 
 __all__ = ["LOSSES", "BASELINES", "MINING", "DEFAULT_METRIC", "DEFAULT_MARGIN", "default_margin",
-           "MarginWarning",
+           "MarginWarning", "OPEN_SET",
            "IMAGES_PER_STEP", "EMBEDDING_DIM", "EPOCHS", "LR", "AUGMENT", "VAL_PAIR_SEED",
            "TEST_PAIR_SEED", "N_EVAL_PAIRS", "SCORES", "RunResult",
            "get_data", "run", "evaluate", "fixed_test_pairs", "fixed_val_pairs"]
@@ -92,6 +92,9 @@ VAL_PAIR_SEED = 1
 TEST_PAIR_SEED = 2
 #: Number of fixed verification pairs per split.
 N_EVAL_PAIRS = 2000
+#: Settings for digits never seen in training, chosen on validation classes
+#: (``benchmarks/select_open_set.py``): ``run(**OPEN_SET, loss=..., train_classes=...)``.
+OPEN_SET: dict = {}
 #: The scores :func:`evaluate` reports, all "higher is better" except ``eer``.
 SCORES = ("precision_at_1", "r_precision", "map_at_r", "knn_accuracy",
           "roc_auc", "eer", "verification_accuracy")

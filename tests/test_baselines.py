@@ -42,7 +42,8 @@ def test_softmax_trains_the_encoder_as_a_classifier(small_mnist):
     assert losses[-1] < losses[0] < 2.0  # cross-entropy over five classes starts near log 5 = 1.61
     assert result.model.embedding_dim == 8  # the embedding is the encoder's output, not the logits
     assert result.config["test_classes"] == [5, 6, 7, 8, 9]
-    assert not any(torch.equal(a, b) for a, b in zip(result.model.parameters(), before.model.parameters()))
+    assert not any(torch.equal(a.cpu(), b.cpu())
+               for a, b in zip(result.model.parameters(), before.model.parameters()))
 
 
 def test_the_classifier_maps_digits_to_its_classes_and_rejects_others():

@@ -7,7 +7,7 @@ import sys
 import pandas as pd
 import pytest
 
-from siamese_lib import comparison, experiments, sampling
+from siamese_lib import comparison, experiments, sampling, unseen
 from siamese_lib.__main__ import main
 from siamese_lib.models import embed, load_checkpoint
 
@@ -131,3 +131,17 @@ def test_cli_train_saves_a_checkpoint(tmp_path):
     assert meta["augment"] == repr(experiments.AUGMENT)
     assert main(["train", "--loss", "triplet", "--epochs", "1", "--no-augment", "--out", str(path)]) == 0
     assert "augment" not in load_checkpoint(path)[1]
+
+
+def test_cli_compare_unseen_writes_the_class_disjoint_table(tmp_path):
+    out = tmp_path / "results"
+    assert main(["compare", "--unseen", "--losses", "pixels", "triplet", "--seeds", "0", "--epochs", "1",
+                 "--out", str(out)]) == 0
+    table = pd.read_csv(out / "unseen.csv")
+    assert len(table) == 2 * len(unseen.PARTITIONS)
+    assert list(table.columns[:3]) == ["method", "partition", "seed"]
+    pixels = table[table["method"] == "pixels"]
+    from_api = unseen.compare_unseen(["pixels"], seeds=(0,))
+    assert pixels["map_at_r"].tolist() == pytest.approx(from_api["map_at_r"].tolist(), abs=1e-12)
+    text = (out / "unseen.md").read_text()
+    assert "triplet − pixels, paired by partition and seed" in text and "| one_shot |" in text

@@ -1,0 +1,80 @@
+"""Settings for digits never seen in training, chosen on validation *classes*, never on the test digits.
+
+    python benchmarks/select_open_set.py                       # every method
+    python benchmarks/select_open_set.py contrastive triplet   # some of them
+
+For each partition of ``unseen.PARTITIONS`` used here, the test digits are
+left alone: two of the partition's *training* digits are held out as
+validation classes, the method trains on the other three, and is measured on
+the held-out two (their training-split images, which it never saw). Each
+candidate changes one thing from the book's defaults, as a practitioner would
+try: normalisation, embedding size, epochs, margin, mining. The table gives
+MAP@R and precision@1 on the validation classes, mean over folds and seeds;
+``experiments.OPEN_SET`` is set from it (chapter 8c shows the result).
+"""
+
+from __future__ import annotations
+
+import sys
+import warnings
+
+import pandas as pd
+
+from siamese_lib import evaluation, experiments, unseen
+from siamese_lib.models import embed
+
+SEEDS = (0, 1)
+#: (training digits, validation digits) per fold: the training side of two partitions, split 3 + 2.
+FOLDS = tuple((train[:3], train[3:]) for train, _ in unseen.PARTITIONS[::2])
+CANDIDATES = {
+    "defaults": {},
+    "normalised": {"normalize": True},
+    "embedding 16": {"embedding_dim": 16},
+    "embedding 64": {"embedding_dim": 64},
+    "8 epochs": {"epochs": 8},
+    "30 epochs": {"epochs": 30},
+    "half margin": {"margin_scale": 0.5},
+    "double margin": {"margin_scale": 2.0},
+    "batch-hard": {"mining": "batch_hard", "metric": "euclidean"},
+}
+
+
+def validation_scores(loss: str, candidate: dict) -> dict:
+    mnist = experiments.get_data()
+    kwargs = dict(candidate)
+    scale = kwargs.pop("margin_scale", None)
+    if scale is not None:
+        kwargs["margin"] = scale * experiments.default_margin(
+            loss, experiments.DEFAULT_METRIC[loss], False)
+    rows = []
+    for train_classes, val_classes in FOLDS:
+        held_out = mnist.train.subset(val_classes)
+        for seed in SEEDS:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # collapse warnings are part of what is measured
+                result = experiments.run(loss, train_classes=train_classes, test_classes=val_classes,
+                                         seed=seed, **kwargs)
+            z = embed(result.model, held_out.images)
+            metric = "euclidean" if loss in experiments.BASELINES else result.config["metric"]
+            metric = "euclidean" if metric == "sqeuclidean" else metric
+            rows.append({"map_at_r": evaluation.map_at_r(z, held_out.labels, metric),
+                         "precision_at_1": evaluation.precision_at_1(z, held_out.labels, metric)})
+    frame = pd.DataFrame(rows)
+    return {"map_at_r": frame["map_at_r"].mean(), "map_at_r_std": frame["map_at_r"].std(),
+            "precision_at_1": frame["precision_at_1"].mean()}
+
+
+def main(methods) -> None:
+    rows = []
+    for method in methods:
+        candidates = CANDIDATES if method in experiments.LOSSES else {"defaults": {}}
+        for name, candidate in candidates.items():
+            rows.append({"method": method, "candidate": name, **validation_scores(method, candidate)})
+            print(", ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}"
+                            for k, v in rows[-1].items()), flush=True)
+    table = pd.DataFrame(rows)
+    print(table.to_string(float_format=lambda v: f"{v:.3f}"))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:] or ["pixels", "untrained", "softmax", *experiments.LOSSES])
