@@ -30,7 +30,7 @@ from book_files import toc_notebooks
 FIXED_NUMBERS = "fixed_numbers"
 
 SOLUTION_TAG = "solution"
-NUMBER = re.compile(r"(?<![\w.\-])(?:\d+\.\d+|\.\d+)(?:\s?%|\s?×)?(?![\w.])|(?<![\w.])\d+\s?(?:%|×)")
+NUMBER = re.compile(r"(?<![\w.\-])(?:\d+\.\d+|\.\d+)(?:\s?%|\s?×)?(?!\w|\.\d)|(?<![\w.])\d+\s?(?:%|×)")
 MATH = re.compile(r"\$\$.*?\$\$|\$[^$\n]+\$", re.S)
 CODE = re.compile(r"```(?!\{)[^\n]*\n.*?```|``[^`]+``|`[^`\n]*`", re.S)  # fenced code, inline code, roles
 LINK_TARGET = re.compile(r"\]\([^)]*\)")
@@ -67,8 +67,9 @@ def typed_numbers(markdown: str) -> list[str]:
 
 def test_the_number_finder_finds_what_it_must():
     text = ("P@1 0.975, ahead by 1.2 %, about 24× slower, .5 points; not $m = 0.5$, "
-            "`run(lr=3e-3)`, {glue:text}`p1:.3f`, chapter 2, 15 epochs, version 1.0.4, [x](a/0.5.png)")
-    assert typed_numbers(text) == ["0.975", "1.2 %", "24×", ".5"]
+            "`run(lr=3e-3)`, {glue:text}`p1:.3f`, chapter 2, 15 epochs, version 1.0.4, [x](a/0.5.png), "
+            "below 0.5.")
+    assert typed_numbers(text) == ["0.975", "1.2 %", "24×", ".5", "0.5"]
 
 
 NOTEBOOKS = toc_notebooks()
