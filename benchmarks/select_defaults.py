@@ -1,14 +1,24 @@
 """The evidence behind the book's defaults, computed without the test split.
 
-    python benchmarks/select_defaults.py                # all three parts, about 25 minutes
-    python benchmarks/select_defaults.py margins epochs # some of them
+    python benchmarks/select_defaults.py                 # the parts the book shows, about 10 minutes
+    python benchmarks/select_defaults.py margins lr      # some of them
+    python benchmarks/select_defaults.py margins-all     # every (loss, metric, normalize), about 25 minutes
 
-* ``margins``: validation MAP@R and precision@1, mean over seeds 0-2, for each
-  margin candidate of each (loss, metric, normalize) combination; the best
-  candidate of each is ``experiments.DEFAULT_MARGIN`` (chapter 8a runs the
-  unnormalised default-metric sweeps with seed 0 only). Every best margin must
-  lie inside its candidates, not at an end, or the sweep says so.
-* ``epochs``: the default budget against 20 epochs, on validation, seeds 0-2.
+Each part scores its candidates on the validation split, one row per seed
+(seeds 0-2), prints the mean per candidate and writes the rows to
+``siamese_lib/evidence/<part>.csv``, where :func:`siamese_lib.tuning.evidence`
+reads them (chapter 8a shows them; a test checks that the library's defaults
+are what they select).
+
+* ``margins``: the margin candidates of each loss with its default metric,
+  unnormalised; the best mean validation MAP@R is
+  ``experiments.DEFAULT_MARGIN``. ``margins-all`` does the same for every
+  (loss, metric, normalize) combination of ``DEFAULT_MARGIN``. A best margin at
+  an end of its candidates is reported: widen them.
+* ``lr``: AdamW's learning rate per loss (each with its default margin).
+* ``balance``: the contrastive loss averaged over all pairs of a batch (the
+  default) against positives and negatives weighed equally.
+* ``epochs``: the default budget against 20 epochs.
 * ``augment``: with and without ``experiments.AUGMENT``. The 500 validation
   images are too few to resolve a point of precision@1, so this part holds out
   100 images per digit of the *training* split (three disjoint folds of 1,000
@@ -20,6 +30,7 @@ from __future__ import annotations
 
 import sys
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -27,6 +38,7 @@ import pandas as pd
 from siamese_lib import data, evaluation, experiments
 from siamese_lib.models import embed
 
+OUT = Path(__file__).resolve().parent.parent / "siamese_lib" / "evidence"
 SEEDS = (0, 1, 2)
 #: Candidates per (loss, metric, normalize). Unit-sphere distances are at most 2
 #: (euclidean, cosine) or 4 (sqeuclidean); Manhattan distances in 32 dimensions are
@@ -49,44 +61,62 @@ MARGINS = {
 FOLD_SIZE = 100  # images per digit held out of the training split
 
 
-def validation_scores(**kwargs) -> dict:
-    """Mean validation MAP@R and precision@1 of ``experiments.run(**kwargs)`` over ``SEEDS``."""
+#: Learning rates tried for each loss (the default, a third of it and three times it).
+LRS = (1e-3, 3e-3, 1e-2)
+
+
+def validation_rows(**kwargs) -> list[dict]:
+    """Validation MAP@R and precision@1 of ``experiments.run(**kwargs)``, one row per seed of ``SEEDS``."""
     val = experiments.get_data().val
-    scores = []
-    for seed in SEEDS:
-        result = experiments.run(seed=seed, **kwargs)
-        z, metric = embed(result.model, val.images), result.config["metric"]
-        scores.append((evaluation.map_at_r(z, val.labels, metric),
-                       evaluation.precision_at_1(z, val.labels, metric)))
-    mapr, p1 = np.mean(scores, axis=0)
-    return {"val MAP@R": mapr, "val P@1": p1}
-
-
-def margins() -> pd.DataFrame:
     rows = []
-    for (loss, metric, normalize), candidates in MARGINS.items():
-        for m in candidates:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", experiments.MarginWarning)
-                scores = validation_scores(loss=loss, metric=metric, normalize=normalize, margin=m)
-            rows.append({"loss": loss, "metric": metric, "normalize": normalize, "margin": m,
-                         **scores})
-            print(rows[-1], flush=True)
+    for seed in SEEDS:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", experiments.MarginWarning)
+            result = experiments.run(seed=seed, **kwargs)
+        z, metric = embed(result.model, val.images), experiments._eval_metric(result.config["metric"])
+        rows.append({**kwargs, "seed": seed, "val_map_at_r": evaluation.map_at_r(z, val.labels, metric),
+                     "val_precision_at_1": evaluation.precision_at_1(z, val.labels, metric)})
+        print(rows[-1], flush=True)
+    return rows
+
+
+def _margin_sweep(combinations) -> pd.DataFrame:
+    rows = [row for (loss, metric, normalize) in combinations
+            for m in MARGINS[(loss, metric, normalize)]
+            for row in validation_rows(loss=loss, metric=metric, normalize=normalize, margin=m)]
     table = pd.DataFrame(rows)
-    best = table.loc[table.groupby(["loss", "metric", "normalize"], sort=False)["val MAP@R"].idxmax()]
-    for _, row in best.iterrows():
-        candidates = MARGINS[(row["loss"], row["metric"], row["normalize"])]
-        edge = " (at the end of the candidates: widen them)" if row["margin"] in (
-            candidates[0], candidates[-1]) else ""
-        print(f"best margin {row['loss']}, {row['metric']}, normalize={row['normalize']}: "
-              f"{row['margin']:g}{edge}")
+    means = table.groupby(["loss", "metric", "normalize", "margin"], sort=False)["val_map_at_r"].mean()
+    for (loss, metric, normalize), group in means.groupby(level=[0, 1, 2], sort=False):
+        best = group.idxmax()[3]
+        candidates = MARGINS[(loss, metric, normalize)]
+        at_end = best in (candidates[0], candidates[-1])
+        edge = " (at the end of the candidates: widen them)" if at_end else ""
+        print(f"best margin {loss}, {metric}, normalize={normalize}: {best:g}{edge}; "
+              f"default {experiments.DEFAULT_MARGIN[(loss, metric, normalize)]:g}")
     return table
 
 
+def margins() -> pd.DataFrame:
+    return _margin_sweep([(loss, experiments.DEFAULT_METRIC[loss], False) for loss in experiments.LOSSES])
+
+
+def margins_all() -> pd.DataFrame:
+    return _margin_sweep(list(MARGINS))
+
+
+def lr() -> pd.DataFrame:
+    return pd.DataFrame([row for loss in experiments.LOSSES for rate in LRS
+                         for row in validation_rows(loss=loss, lr=rate)])
+
+
+def balance() -> pd.DataFrame:
+    return pd.DataFrame([row for flag in (False, True)
+                         for row in validation_rows(loss="contrastive", balance=flag)])
+
+
 def epochs() -> pd.DataFrame:
-    rows = [{"loss": loss, "epochs": e, **validation_scores(loss=loss, epochs=e)}
-            for loss in experiments.LOSSES for e in (experiments.EPOCHS, 20)]
-    return pd.DataFrame(rows)
+    return pd.DataFrame([row for loss in experiments.LOSSES for e in (experiments.EPOCHS, 20)
+                         for row in validation_rows(loss=loss, epochs=e)])
 
 
 def held_out_fold(k: int) -> data.MNIST:
@@ -113,15 +143,22 @@ def augment() -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-PARTS = {"margins": margins, "epochs": epochs, "augment": augment}
+PARTS = {"margins": margins, "lr": lr, "balance": balance, "epochs": epochs, "augment": augment,
+         "margins-all": margins_all}
+BOOK_PARTS = ("margins", "lr", "balance")
 
 
 def main(argv) -> None:
     unknown = set(argv) - set(PARTS)
     if unknown:
         raise SystemExit(f"parts must be among {list(PARTS)}, got {sorted(unknown)}")
-    for name in argv or PARTS:
-        print(f"== {name}\n{PARTS[name]().round(4).to_string(index=False)}\n", flush=True)
+    for name in argv or BOOK_PARTS:
+        table = PARTS[name]()
+        table.to_csv(OUT / f"{name}.csv", index=False, float_format="%.6g")
+        scores = [c for c in table.columns if c.startswith(("val_", "fold "))]
+        keys = [c for c in table.columns if c not in scores and c != "seed"]
+        print(f"== {name} (mean over seeds; written to {OUT / name}.csv)\n"
+              f"{table.groupby(keys, sort=False)[scores].mean().round(4).to_string()}\n", flush=True)
 
 
 if __name__ == "__main__":

@@ -10,19 +10,25 @@ the held-out two (their training-split images, which it never saw). Each
 candidate changes one thing from the book's defaults, as a practitioner would
 try: normalisation, embedding size, epochs, margin, mining. The table gives
 MAP@R and precision@1 on the validation classes, mean over folds and seeds;
-``experiments.OPEN_SET`` is set from it (chapter 8c shows the result).
+``experiments.OPEN_SET`` is set from it (chapter 8c shows the result). The
+rows (one per method, candidate, fold and seed) are written to
+``siamese_lib/evidence/open_set.csv``, read by
+``tuning.evidence("open_set")``; running some methods only replaces
+their rows.
 """
 
 from __future__ import annotations
 
 import sys
 import warnings
+from pathlib import Path
 
 import pandas as pd
 
 from siamese_lib import evaluation, experiments, unseen
 from siamese_lib.models import embed
 
+OUT = Path(__file__).resolve().parent.parent / "siamese_lib" / "evidence" / "open_set.csv"
 SEEDS = (0, 1)
 #: (training digits, validation digits) per fold: the training side of two partitions, split 3 + 2.
 FOLDS = tuple((train[:3], train[3:]) for train, _ in unseen.PARTITIONS[::2])
@@ -39,7 +45,7 @@ CANDIDATES = {
 }
 
 
-def validation_scores(loss: str, candidate: dict) -> dict:
+def validation_rows(loss: str, candidate: dict) -> list[dict]:
     mnist = experiments.get_data()
     kwargs = dict(candidate)
     scale = kwargs.pop("margin_scale", None)
@@ -47,7 +53,7 @@ def validation_scores(loss: str, candidate: dict) -> dict:
         kwargs["margin"] = scale * experiments.default_margin(
             loss, experiments.DEFAULT_METRIC[loss], False)
     rows = []
-    for train_classes, val_classes in FOLDS:
+    for fold, (train_classes, val_classes) in enumerate(FOLDS):
         held_out = mnist.train.subset(val_classes)
         for seed in SEEDS:
             with warnings.catch_warnings():
@@ -57,11 +63,10 @@ def validation_scores(loss: str, candidate: dict) -> dict:
             z = embed(result.model, held_out.images)
             metric = "euclidean" if loss in experiments.BASELINES else result.config["metric"]
             metric = "euclidean" if metric == "sqeuclidean" else metric
-            rows.append({"map_at_r": evaluation.map_at_r(z, held_out.labels, metric),
+            rows.append({"fold": fold, "seed": seed,
+                         "map_at_r": evaluation.map_at_r(z, held_out.labels, metric),
                          "precision_at_1": evaluation.precision_at_1(z, held_out.labels, metric)})
-    frame = pd.DataFrame(rows)
-    return {"map_at_r": frame["map_at_r"].mean(), "map_at_r_std": frame["map_at_r"].std(),
-            "precision_at_1": frame["precision_at_1"].mean()}
+    return rows
 
 
 def main(methods) -> None:
@@ -69,11 +74,18 @@ def main(methods) -> None:
     for method in methods:
         candidates = CANDIDATES if method in experiments.LOSSES else {"defaults": {}}
         for name, candidate in candidates.items():
-            rows.append({"method": method, "candidate": name, **validation_scores(method, candidate)})
-            print(", ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}"
-                            for k, v in rows[-1].items()), flush=True)
+            rows += [{"method": method, "candidate": name, **row}
+                     for row in validation_rows(method, candidate)]
+            print(f"{method}, {name}: " + ", ".join(f"{k} {v:.4f}" for k, v in rows[-1].items()
+                                                   if isinstance(v, float)), flush=True)
     table = pd.DataFrame(rows)
-    print(table.to_string(float_format=lambda v: f"{v:.3f}"))
+    if OUT.exists():  # keep the stored rows of the methods not rerun
+        stored = pd.read_csv(OUT)
+        table = pd.concat([stored[~stored["method"].isin(methods)], table], ignore_index=True)
+    table.to_csv(OUT, index=False, float_format="%.6g")
+    means = table.groupby(["method", "candidate"], sort=False)[["map_at_r", "precision_at_1"]].mean()
+    print(means.to_string(float_format=lambda v: f"{v:.3f}"))
+    print(f"wrote {OUT}")
 
 
 if __name__ == "__main__":

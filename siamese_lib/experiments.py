@@ -45,6 +45,7 @@ from .online_losses import OnlineContrastiveLoss, OnlineTripletLoss
 from .sampling import ImageDataset, PairSampler, PKSampler, TripletSampler, loader, make_pairs
 from .training import History, fit, seeded
 from .transforms import RandomAffine
+from .tuning import DEFAULT_MARGIN, default_margin
 
 __all__ = ["LOSSES", "BASELINES", "MINING", "DEFAULT_METRIC", "DEFAULT_MARGIN", "default_margin",
            "MarginWarning", "OPEN_SET",
@@ -52,30 +53,12 @@ __all__ = ["LOSSES", "BASELINES", "MINING", "DEFAULT_METRIC", "DEFAULT_MARGIN", 
            "TEST_PAIR_SEED", "N_EVAL_PAIRS", "SCORES", "RunResult",
            "get_data", "run", "evaluate", "fixed_test_pairs", "fixed_val_pairs"]
 
-#: The losses :func:`run` trains with (it also takes the :data:`BASELINES`).
+#: The losses :func:`run` trains with (it also takes the :data:`~siamese_lib.baselines.BASELINES`).
 LOSSES = ("contrastive", "triplet")
 #: The mining strategies of each loss (names as in :mod:`siamese_lib.mining`).
 MINING = {"contrastive": ("random", "batch_all", "batch_hard"), "triplet": STRATEGIES}
 #: The distance each loss uses unless ``metric=`` says otherwise.
 DEFAULT_METRIC = {"contrastive": "euclidean", "triplet": "sqeuclidean"}
-#: Margins by (loss, metric, normalize), chosen on the validation split with
-#: ``benchmarks/select_defaults.py`` (chapter 8a shows the first two sweeps).
-DEFAULT_MARGIN = {
-    ("contrastive", "euclidean", False): 1.0,
-    ("contrastive", "sqeuclidean", False): 1.0,
-    ("contrastive", "manhattan", False): 8.0,
-    ("contrastive", "cosine", False): 1.0,
-    ("contrastive", "cosine", True): 1.0,  # the cosine distance ignores the length: same margin
-    ("contrastive", "euclidean", True): 1.0,
-    ("contrastive", "sqeuclidean", True): 2.0,
-    ("triplet", "sqeuclidean", False): 32.0,
-    ("triplet", "euclidean", False): 4.0,
-    ("triplet", "manhattan", False): 4.0,
-    ("triplet", "cosine", False): 0.25,
-    ("triplet", "cosine", True): 0.25,
-    ("triplet", "sqeuclidean", True): 1.0,
-    ("triplet", "euclidean", True): 1.0,
-}
 #: Images encoded per training step, for every loss and mining strategy.
 IMAGES_PER_STEP = 128
 #: Size of the embedding.
@@ -94,7 +77,8 @@ TEST_PAIR_SEED = 2
 N_EVAL_PAIRS = 2000
 #: Settings for digits never seen in training, chosen on validation classes
 #: (``benchmarks/select_open_set.py``): ``run(**OPEN_SET, loss=..., train_classes=...)``.
-#: Empty: neither normalised embeddings nor a 16-dimensional one beat the defaults there.
+#: Empty: no candidate beat the defaults in every paired validation run of both losses
+#: (:func:`~siamese_lib.tuning.open_set_winner` on ``tuning.evidence("open_set")``).
 OPEN_SET: dict = {}
 #: The scores :func:`evaluate` reports, all "higher is better" except ``eer``.
 SCORES = ("precision_at_1", "r_precision", "map_at_r", "knn_accuracy",
@@ -103,25 +87,6 @@ SCORES = ("precision_at_1", "r_precision", "map_at_r", "knn_accuracy",
 
 class MarginWarning(UserWarning):
     """The margin cannot be met by embeddings on the unit sphere."""
-
-
-def default_margin(loss: str, metric: str, normalize: bool) -> float:
-    """The validated margin of :data:`DEFAULT_MARGIN` for this loss, metric and normalisation.
-
-    Raises ``ValueError`` (asking for an explicit ``margin``) where no margin
-    was validated, rather than reusing one in other units.
-
-    Examples
-    --------
-    >>> default_margin("contrastive", "euclidean", normalize=False)
-    1.0
-    """
-    key = (loss, metric, bool(normalize))
-    if key not in DEFAULT_MARGIN:
-        raise ValueError(f"margin must be given for loss={loss!r}, metric={metric!r}, "
-                         f"normalize={normalize}: no margin was validated for it; validated "
-                         f"(loss, metric, normalize): {sorted(DEFAULT_MARGIN)}")
-    return DEFAULT_MARGIN[key]
 
 
 @dataclass
@@ -159,7 +124,15 @@ def get_data(data=None) -> data_mod.MNIST:
     return data if data is not None else _cached_mnist(data_mod.default_source())
 
 
-def _check_choice(loss, mining, metric, normalize, margin, n_classes):
+def _check_choice(loss, mining, metric, normalize, margin, soft, balance, n_classes):
+    if soft and (loss != "triplet" or mining == "semi_hard"):
+        raise ValueError(f"soft=True is the soft-margin triplet loss: it needs loss='triplet' and "
+                         f"mining 'random', 'batch_all' or 'batch_hard', got loss={loss!r}, "
+                         f"mining={mining!r}")
+    if balance and (loss != "contrastive" or mining == "random"):
+        raise ValueError(f"balance=True weighs the positive and negative pairs of a batch equally: it "
+                         f"needs loss='contrastive' and mining 'batch_all' or 'batch_hard', got "
+                         f"loss={loss!r}, mining={mining!r}")
     if loss in BASELINES:  # no margin; measured in the Euclidean distance unless told otherwise
         return metric or "euclidean", None
     if loss not in LOSSES:
@@ -168,7 +141,7 @@ def _check_choice(loss, mining, metric, normalize, margin, n_classes):
         raise ValueError(f"mining for the {loss} loss must be one of {MINING[loss]}, got {mining!r}")
     metric = DEFAULT_METRIC[loss] if metric is None else metric
     margin = default_margin(loss, metric, normalize) if margin is None else margin
-    if normalize and metric != "manhattan" and margin > sphere_separation(metric, n_classes):
+    if normalize and not soft and metric != "manhattan" and margin > sphere_separation(metric, n_classes):
         warnings.warn(
             f"margin={margin:g} cannot be met on the unit sphere: {n_classes} classes can keep "
             f"a {metric} distance of at most {sphere_separation(metric, n_classes):.3g} from "
@@ -176,7 +149,7 @@ def _check_choice(loss, mining, metric, normalize, margin, n_classes):
     return metric, margin
 
 
-def _training_setup(loss, mining, margin, metric, train, seed, transform, encoder):
+def _training_setup(loss, mining, margin, metric, soft, balance, train, seed, transform, encoder):
     """The model, criterion and batches for one loss (or the softmax baseline) and mining strategy."""
     images = ImageDataset(train, transform, seed=seed)
     labels = train.labels.numpy()
@@ -188,11 +161,22 @@ def _training_setup(loss, mining, margin, metric, train, seed, transform, encode
         sampler_class = PairSampler if loss == "contrastive" else TripletSampler
         batches = loader(images, sampler=sampler_class(labels, per_step, seed=seed))
         criterion = (ContrastiveLoss(margin, metric) if loss == "contrastive"
-                     else TripletLoss(margin, metric))
+                     else TripletLoss(margin, metric, soft))
         return SiameseNetwork(encoder), criterion, batches
-    criterion = (OnlineContrastiveLoss(margin, metric, mining) if loss == "contrastive"
-                 else OnlineTripletLoss(mining, margin, metric))
+    criterion = (OnlineContrastiveLoss(margin, metric, mining, balance=balance) if loss == "contrastive"
+                 else OnlineTripletLoss(mining, margin, metric, soft))
     return encoder, criterion, _pk_batches(images, labels, seed)
+
+
+def _warm_start(encoder, init, loss):
+    if loss == "pixels":
+        raise ValueError("init cannot be used with loss='pixels': raw pixels have no weights")
+    state = init.state_dict() if isinstance(init, torch.nn.Module) else init
+    try:
+        encoder.load_state_dict({k: v.detach().clone() for k, v in state.items()})
+    except (RuntimeError, AttributeError, TypeError) as err:
+        raise ValueError(f"init must be an EmbeddingNet (or its state_dict) with the run's embedding_dim "
+                         f"and normalize, got {type(init).__name__}: {str(err).splitlines()[0]}") from err
 
 
 def _pk_batches(images, labels, seed):
@@ -208,11 +192,12 @@ def _eval_metric(metric: str) -> str:
 
 
 def run(loss: str = "contrastive", *, mining: str = "batch_all", margin: float | None = None,
-        metric: str | None = None, normalize: bool = False, embedding_dim: int = EMBEDDING_DIM,
+        soft: bool = False, balance: bool = False, metric: str | None = None, normalize: bool = False,
+        embedding_dim: int = EMBEDDING_DIM,
         epochs: int = EPOCHS, lr: float = LR, weight_decay: float = 0.0, transform=AUGMENT,
         seed: int = 0, data: data_mod.MNIST | None = None, train_classes=None, test_classes=None,
-        device=None, progress: bool = False) -> RunResult:
-    """Train an :class:`EmbeddingNet` with one loss and measure it on the test split.
+        init=None, device=None, progress: bool = False) -> RunResult:
+    r"""Train an :class:`EmbeddingNet` with one loss and measure it on the test split.
 
     Every argument but ``loss`` is a keyword with the book's default, so
     ``run("triplet")`` is the book's protocol and each change is spelled out
@@ -222,7 +207,7 @@ def run(loss: str = "contrastive", *, mining: str = "batch_all", margin: float |
     Parameters
     ----------
     loss : {"contrastive", "triplet", "pixels", "untrained", "softmax"}
-        *What is learned.* The loss, or one of the :data:`BASELINES`
+        *What is learned.* The loss, or one of the :data:`~siamese_lib.baselines.BASELINES`
         (:mod:`siamese_lib.baselines`): raw pixels and the untrained encoder
         are measured without training (``mining``, ``margin`` and the budget
         do not apply), the softmax classifier trains on the P×K batches.
@@ -232,6 +217,16 @@ def run(loss: str = "contrastive", *, mining: str = "batch_all", margin: float |
         and (triplet only) ``"semi_hard"`` mining in P×K batches.
     margin : float, optional
         Default :func:`default_margin` of the loss, metric and normalisation.
+    soft : bool
+        The soft-margin triplet loss, :math:`\log(1 + e^{d_{ap} - d_{an}})`
+        (triplet loss, mining ``"random"``, ``"batch_all"`` or
+        ``"batch_hard"``): the loss has no margin, and ``margin`` only sets
+        the scale of the collapse check of :func:`~siamese_lib.training.fit`.
+    balance : bool
+        Contrastive loss with mining in P×K batches: average the positive and
+        the negative pairs separately and weigh the two averages equally
+        (:func:`~siamese_lib.online_losses.online_contrastive_loss`); the
+        default averages all pairs of the batch.
     metric : str, optional
         Distance of the loss (default :data:`DEFAULT_METRIC` of the loss) and
         of the evaluation (the Euclidean distance where the loss uses its square).
@@ -242,9 +237,12 @@ def run(loss: str = "contrastive", *, mining: str = "batch_all", margin: float |
         weight decay (see :func:`~siamese_lib.training.fit`), and the
         augmentation of the training images (default ``AUGMENT``; ``None``
         trains on the images as they are).
-    seed, data, train_classes, test_classes, device, progress
+    seed, data, train_classes, test_classes, init, device, progress
         *Where and how it runs.* ``seed`` seeds the initial weights, the
-        batches and the augmentation; ``data`` defaults to :func:`get_data`;
+        batches and the augmentation; ``init`` (an :class:`EmbeddingNet` of
+        the same size and normalisation, or its ``state_dict``) replaces the
+        seeded initial weights by a copy of its weights: a warm start, e.g.
+        from a model trained with another mining strategy; ``data`` defaults to :func:`get_data`;
         with ``train_classes`` training and validation use only those classes
         and the test split is measured on ``test_classes`` (default: the other
         classes, or all if ``train_classes`` is not given); ``device`` and
@@ -268,17 +266,20 @@ def run(loss: str = "contrastive", *, mining: str = "batch_all", margin: float |
         if test_classes is None:
             test_classes = sorted(set(mnist.test.labels.tolist()) - set(train_classes))
     test = mnist.test if test_classes is None else mnist.test.subset(test_classes)
-    metric, margin = _check_choice(loss, mining, metric, normalize, margin,
+    metric, margin = _check_choice(loss, mining, metric, normalize, margin, soft, balance,
                                    len(torch.unique(train.labels)))
     mining = mining if loss in LOSSES else None
-    config = dict(loss=loss, mining=mining, margin=margin, metric=metric, normalize=normalize,
-                  embedding_dim=embedding_dim, epochs=epochs, lr=lr, weight_decay=weight_decay,
-                  augment=None if transform is None else repr(transform), seed=seed,
+    config = dict(loss=loss, mining=mining, margin=margin, soft=soft, balance=balance, metric=metric,
+                  normalize=normalize, embedding_dim=embedding_dim, epochs=epochs, lr=lr,
+                  weight_decay=weight_decay, seed=seed,
+                  augment=None if transform is None else repr(transform),
                   train_classes=train_classes,
                   test_classes=None if test_classes is None else [int(c) for c in test_classes])
     with seeded(seed):
         encoder = (PixelEncoder(normalize) if loss == "pixels"
                    else EmbeddingNet(embedding_dim, normalize=normalize))
+    if init is not None:
+        _warm_start(encoder, init, loss)
     measure = _eval_metric(metric)
 
     def validate(_):
@@ -286,8 +287,8 @@ def run(loss: str = "contrastive", *, mining: str = "batch_all", margin: float |
 
     history, start = History(), time.perf_counter()
     if loss not in ("pixels", "untrained"):
-        model, criterion, batches = _training_setup(loss, mining, margin, metric, train, seed,
-                                                    transform, encoder)
+        model, criterion, batches = _training_setup(loss, mining, margin, metric, soft, balance,
+                                                    train, seed, transform, encoder)
         history = fit(model, batches, criterion, epochs=epochs, lr=lr, weight_decay=weight_decay,
                       validate=validate, monitor=None, seed=seed, device=device, progress=progress)
     seconds = time.perf_counter() - start

@@ -160,7 +160,7 @@ def semi_hard_triplet_loss(embeddings: torch.Tensor, labels, margin: float = 1.0
 
 def online_contrastive_loss(embeddings: torch.Tensor, labels, margin: float = 1.0,
                             metric: str = "euclidean", mining: str = "batch_all",
-                            reduction: str = "mean") -> torch.Tensor:
+                            reduction: str = "mean", balance: bool = False) -> torch.Tensor:
     r"""Contrastive loss over the pairs of a labelled batch.
 
     With ``mining="batch_all"`` every pair :math:`i < j` is used; with
@@ -169,22 +169,35 @@ def online_contrastive_loss(embeddings: torch.Tensor, labels, margin: float = 1.
     is that of :func:`~siamese_lib.losses.contrastive_loss` with :math:`y_{ij} = [\ell_i = \ell_j]`.
     ``reduction="none"`` returns the selected pairs' losses in row-major order.
 
+    ``balance=True`` (with ``reduction="mean"``) averages the positive and the
+    negative pairs separately and returns the mean of the two averages, so
+    each kind weighs half whatever their numbers (a P×K batch of 8 × 16 holds
+    960 positive and 7,168 negative pairs); the default averages all pairs.
+
     Examples
     --------
     >>> import torch
     >>> z, labels = torch.tensor([[0.0], [0.5], [0.75]]), torch.tensor([0, 0, 1])
     >>> online_contrastive_loss(z, labels, margin=1.0, reduction="none")
     tensor([0.2500, 0.0625, 0.5625])
+    >>> online_contrastive_loss(z, labels, margin=1.0, balance=True)  # (0.25 + (0.0625 + 0.5625) / 2) / 2
+    tensor(0.2812)
     """
     check_choice("mining", mining, _PAIR_MINING)
     labels, margin, reduction, dist = _online(embeddings, labels, margin, metric, reduction)
+    if balance and reduction != "mean":
+        raise ValueError(f"balance=True averages positives and negatives separately: it needs "
+                         f"reduction='mean', got reduction={reduction!r}")
     if mining == "batch_hard":
         pos_mask, neg_mask = batch_hard_pairs(dist, labels)
     else:
         pos_mask, neg_mask = pair_masks(labels)
     upper = torch.ones_like(pos_mask).triu(diagonal=1)
     selected = (pos_mask | neg_mask) & upper
-    return _reduce(_contrastive_terms(dist, pos_mask, margin)[selected], reduction)
+    terms = _contrastive_terms(dist, pos_mask, margin)
+    if balance:
+        return (_reduce(terms[pos_mask & upper], "mean") + _reduce(terms[neg_mask & upper], "mean")) / 2
+    return _reduce(terms[selected], reduction)
 
 
 _TRIPLET_LOSSES = {"batch_all": batch_all_triplet_loss, "batch_hard": batch_hard_triplet_loss,
@@ -226,14 +239,16 @@ class OnlineContrastiveLoss(nn.Module):
     """Module form of :func:`online_contrastive_loss`; call it as ``loss(embeddings, labels)``."""
 
     def __init__(self, margin: float = 1.0, metric: str = "euclidean", mining: str = "batch_all",
-                 reduction: str = "mean"):
+                 reduction: str = "mean", balance: bool = False):
         super().__init__()
         self.margin, self.metric, self.reduction = _options(margin, metric, reduction)
         self.mining = check_choice("mining", mining, _PAIR_MINING)
+        self.balance = balance
 
     def forward(self, embeddings, labels):  # noqa: D102
         return online_contrastive_loss(embeddings, labels, self.margin, self.metric, self.mining,
-                                       self.reduction)
+                                       self.reduction, self.balance)
 
     def extra_repr(self):  # noqa: D102
-        return f"mining={self.mining!r}, margin={self.margin}, metric={self.metric!r}"
+        return (f"mining={self.mining!r}, margin={self.margin}, metric={self.metric!r}, "
+                f"balance={self.balance}")

@@ -100,11 +100,14 @@ class History:
     ``history["loss"]`` is the list of mean training losses, one per epoch;
     likewise ``"seconds"``, ``"spread"`` (mean distance between the
     embeddings of the last batch, in the loss's metric) and every validation
-    metric, prefixed ``"val_"``.
+    metric, prefixed ``"val_"``. ``history.steps`` holds one record per
+    optimizer step (``"epoch"``, ``"step"``, ``"loss"`` and ``"spread"`` of
+    that step's batch), for looking inside an epoch.
     """
 
     def __init__(self):
         self.rows: list[dict] = []
+        self.steps: list[dict] = []
         self.best_epoch: int | None = None
         self.stopped_early = False
         self.collapsed = False
@@ -230,6 +233,8 @@ def _fit(model, batches, criterion, epochs, lr, weight_decay, validate, monitor,
             loss.backward()
             optimizer.step()
             total, count = total + loss.detach(), count + 1
+            history.steps.append({"epoch": epoch, "step": count, "loss": loss.item(),
+                                  "spread": _spread(torch.cat(embeddings), metric)})
         if count == 0:
             raise ValueError(f"batches must yield at least one batch per epoch, got none at epoch {epoch}")
         scheduler.step()  # once per epoch, after that epoch's optimizer steps

@@ -6,6 +6,7 @@ import sys
 
 import pandas as pd
 import pytest
+import torch
 
 from siamese_lib import comparison, experiments, sampling, unseen
 from siamese_lib.__main__ import main
@@ -25,6 +26,49 @@ def test_run_argument_errors(small_mnist):
         experiments.run("triplet", margin=-1.0, data=small_mnist)
     with pytest.raises(ValueError, match="margin must be given for loss='triplet', metric='hamming'"):
         experiments.default_margin("triplet", "hamming", False)
+    with pytest.raises(ValueError, match="soft=True is the soft-margin triplet loss.*loss='contrastive'"):
+        experiments.run("contrastive", soft=True, data=small_mnist)
+    with pytest.raises(ValueError, match="soft=True .* got loss='triplet', mining='semi_hard'"):
+        experiments.run("triplet", mining="semi_hard", soft=True, data=small_mnist)
+    with pytest.raises(ValueError, match="balance=True .* got loss='contrastive', mining='random'"):
+        experiments.run("contrastive", mining="random", balance=True, data=small_mnist)
+    with pytest.raises(ValueError, match="balance=True .* got loss='triplet'"):
+        experiments.run("triplet", balance=True, data=small_mnist)
+
+
+@pytest.mark.filterwarnings("ignore::siamese_lib.training.CollapseWarning")  # batch-hard on tiny data
+def test_soft_margin_run_trains_with_the_soft_loss(small_mnist):
+    soft = experiments.run("triplet", mining="batch_hard", soft=True, epochs=2, data=small_mnist)
+    hinge = experiments.run("triplet", mining="batch_hard", epochs=2, data=small_mnist)
+    assert soft.config["soft"] is True and hinge.config["soft"] is False
+    assert soft.history["loss"] != hinge.history["loss"]  # another loss, same batches and start
+    first = soft.history.steps[0]["loss"]
+    assert first > 0.69  # log(1 + e^x) > log 2 = 0.693 while the hardest positive is farther (x > 0)
+    assert soft.metrics["precision_at_1"] > 0.3
+
+
+def test_warm_start_copies_the_initial_weights(small_mnist):
+    first = experiments.run("triplet", epochs=1, data=small_mnist)
+    untrained = experiments.run("untrained", init=first.model, data=small_mnist)
+    for p, q in zip(untrained.model.state_dict().values(), first.model.state_dict().values()):
+        assert torch.equal(p, q) and p.data_ptr() != q.data_ptr()  # the same weights, copied
+    assert untrained.metrics == first.metrics
+    warm = experiments.run("triplet", mining="batch_hard", epochs=1, init=first.model.state_dict(),
+                           data=small_mnist)
+    cold = experiments.run("triplet", mining="batch_hard", epochs=1, data=small_mnist)
+    assert warm.history["loss"] != cold.history["loss"]
+    with pytest.raises(ValueError, match="init must be an EmbeddingNet .* embedding_dim"):
+        experiments.run("triplet", epochs=1, embedding_dim=8, init=first.model, data=small_mnist)
+    with pytest.raises(ValueError, match="init cannot be used with loss='pixels'"):
+        experiments.run("pixels", init=first.model, data=small_mnist)
+
+
+def test_balanced_contrastive_run_weighs_positives_and_negatives_equally(small_mnist):
+    balanced = experiments.run("contrastive", balance=True, epochs=2, data=small_mnist)
+    all_pairs = experiments.run("contrastive", epochs=2, data=small_mnist)
+    assert balanced.config["balance"] is True and all_pairs.config["balance"] is False
+    assert balanced.history["loss"] != all_pairs.history["loss"]
+    assert balanced.metrics["precision_at_1"] > 0.3
 
 
 def test_default_margin_follows_the_metric(small_mnist):

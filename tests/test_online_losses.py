@@ -127,6 +127,27 @@ def test_online_contrastive_hard_pairs():
     assert loss.item() == pytest.approx(sum(values) / len(values), abs=1e-10)
 
 
+@pytest.mark.parametrize("seed", range(3))
+def test_balanced_online_contrastive_against_a_loop(seed):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(12, 3, generator=g, dtype=torch.float64)
+    labels = torch.randint(0, 3, (12,), generator=g)
+    pts, lab = x.tolist(), labels.tolist()
+    positives, negatives = [], []
+    for i, j in itertools.combinations(range(len(pts)), 2):
+        d = dist(pts[i], pts[j])
+        (positives if lab[i] == lab[j] else negatives).append(
+            d ** 2 if lab[i] == lab[j] else max(1.5 - d, 0) ** 2)
+    expected = (sum(positives) / len(positives) + sum(negatives) / len(negatives)) / 2
+    loss = online_losses.OnlineContrastiveLoss(1.5, balance=True)(x, labels)
+    assert loss.item() == pytest.approx(expected, abs=1e-10)
+    all_pairs = online_losses.online_contrastive_loss(x, labels, 1.5)
+    every_pair = positives + negatives
+    assert all_pairs.item() == pytest.approx(sum(every_pair) / len(every_pair), abs=1e-10)
+    with pytest.raises(ValueError, match="balance=True .* needs reduction='mean', got reduction='sum'"):
+        online_losses.online_contrastive_loss(x, labels, 1.5, reduction="sum", balance=True)
+
+
 def test_batch_hard_matches_pytorch_metric_learning():
     import pytorch_metric_learning as pml
     from pytorch_metric_learning import distances as pml_d

@@ -71,6 +71,29 @@ def test_history_and_scheduler_order(small_mnist):
     assert h.to_frame().shape[0] == 2
 
 
+def test_history_records_every_step():
+    class Scaled(nn.Module):  # embeddings with a known spread: the scale times a fixed pattern
+        def __init__(self):
+            super().__init__()
+            self.scale = nn.Parameter(torch.ones(1))
+
+        def forward(self, x):
+            return self.scale * x.flatten(1)[:, :4]
+
+    batches = _toy_batches(3)
+    criterion = online_losses.OnlineTripletLoss("batch_all", margin=1.0, metric="euclidean")
+    model = Scaled()
+    history = training.fit(model, batches, criterion, epochs=2, lr=0.0, progress=False)  # lr 0: fixed model
+    assert [(s["epoch"], s["step"]) for s in history.steps] == [(e, i) for e in (1, 2) for i in (1, 2, 3)]
+    for record, ((x,), (labels,)) in zip(history.steps, batches * 2):
+        z = x.flatten(1)[:, :4]
+        assert record["loss"] == pytest.approx(criterion(z, labels).item(), rel=1e-6)
+        expected_spread = torch.cdist(z, z).sum().item() / (len(z) * (len(z) - 1))  # hand-written mean
+        assert record["spread"] == pytest.approx(expected_spread, rel=1e-5)
+    assert history["spread"] == [history.steps[2]["spread"], history.steps[5]["spread"]]  # last step
+    assert history["loss"][0] == pytest.approx(sum(s["loss"] for s in history.steps[:3]) / 3, rel=1e-6)
+
+
 def _toy_batches(n_batches=4):
     g = torch.Generator().manual_seed(0)
     x = torch.randn(n_batches, 16, 1, 28, 28, generator=g)
