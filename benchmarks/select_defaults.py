@@ -12,7 +12,7 @@ are what they select).
 
 * ``margins``: the margin candidates of each loss with its default metric,
   unnormalised; the best mean validation MAP@R is
-  ``experiments.DEFAULT_MARGIN``. ``margins-all`` does the same for every
+  ``tuning.DEFAULT_MARGIN``. ``margins-all`` does the same for every
   (loss, metric, normalize) combination of ``DEFAULT_MARGIN``. A best margin at
   an end of its candidates is reported: widen them.
 * ``lr``: AdamW's learning rate per loss (each with its default margin).
@@ -35,7 +35,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from siamese_lib import data, evaluation, experiments
+from siamese_lib import data, evaluation, experiments, tuning
 from siamese_lib.models import embed
 
 OUT = Path(__file__).resolve().parent.parent / "siamese_lib" / "evidence"
@@ -92,7 +92,7 @@ def _margin_sweep(combinations) -> pd.DataFrame:
         at_end = best in (candidates[0], candidates[-1])
         edge = " (at the end of the candidates: widen them)" if at_end else ""
         print(f"best margin {loss}, {metric}, normalize={normalize}: {best:g}{edge}; "
-              f"default {experiments.DEFAULT_MARGIN[(loss, metric, normalize)]:g}")
+              f"default {tuning.DEFAULT_MARGIN[(loss, metric, normalize)]:g}")
     return table
 
 

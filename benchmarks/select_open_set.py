@@ -25,7 +25,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from siamese_lib import evaluation, experiments, unseen
+from siamese_lib import evaluation, experiments, tuning, unseen
 from siamese_lib.models import embed
 
 OUT = Path(__file__).resolve().parent.parent / "siamese_lib" / "evidence" / "open_set.csv"
@@ -50,7 +50,7 @@ def validation_rows(loss: str, candidate: dict) -> list[dict]:
     kwargs = dict(candidate)
     scale = kwargs.pop("margin_scale", None)
     if scale is not None:
-        kwargs["margin"] = scale * experiments.default_margin(
+        kwargs["margin"] = scale * tuning.default_margin(
             loss, experiments.DEFAULT_METRIC[loss], False)
     rows = []
     for fold, (train_classes, val_classes) in enumerate(FOLDS):

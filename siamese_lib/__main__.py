@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from . import comparison, experiments, unseen
+from . import comparison, experiments, tuning, unseen
 from .data import SOURCES, load_mnist
 from .distances import METRICS
 from .mining import STRATEGIES
@@ -164,7 +164,7 @@ def cmd_train(args, parser) -> None:
     metric = args.metric or experiments.DEFAULT_METRIC[args.loss]
     if args.margin is None:
         try:
-            experiments.default_margin(args.loss, metric, False)
+            tuning.default_margin(args.loss, metric, False)
         except ValueError as err:
             parser.error(f"--margin is needed: {err}")
     result = experiments.run(args.loss, mining=args.mining, margin=args.margin, metric=metric,

@@ -45,10 +45,9 @@ from .online_losses import OnlineContrastiveLoss, OnlineTripletLoss
 from .sampling import ImageDataset, PairSampler, PKSampler, TripletSampler, loader, make_pairs
 from .training import History, fit, seeded
 from .transforms import RandomAffine
-from .tuning import DEFAULT_MARGIN, default_margin
+from .tuning import default_margin
 
-__all__ = ["LOSSES", "BASELINES", "MINING", "DEFAULT_METRIC", "DEFAULT_MARGIN", "default_margin",
-           "MarginWarning", "OPEN_SET",
+__all__ = ["LOSSES", "BASELINES", "MINING", "DEFAULT_METRIC", "MarginWarning", "OPEN_SET",
            "IMAGES_PER_STEP", "EMBEDDING_DIM", "EPOCHS", "LR", "AUGMENT", "VAL_PAIR_SEED",
            "TEST_PAIR_SEED", "N_EVAL_PAIRS", "SCORES", "RunResult",
            "get_data", "run", "evaluate", "fixed_test_pairs", "fixed_val_pairs"]
@@ -216,7 +215,7 @@ def run(loss: str = "contrastive", *, mining: str = "batch_all", margin: float |
         ``"random"`` pairs / triplets, or ``"batch_all"``, ``"batch_hard"``
         and (triplet only) ``"semi_hard"`` mining in P×K batches.
     margin : float, optional
-        Default :func:`default_margin` of the loss, metric and normalisation.
+        Default :func:`~siamese_lib.tuning.default_margin` of the loss, metric and normalisation.
     soft : bool
         The soft-margin triplet loss, :math:`\log(1 + e^{d_{ap} - d_{an}})`
         (triplet loss, mining ``"random"``, ``"batch_all"`` or

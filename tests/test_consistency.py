@@ -75,6 +75,8 @@ def test_chapters_have_the_book_shape():
         assert text.count(":class: dropdown") >= solutions, path.name
         code = "\n".join("".join(c["source"]) for c in cells if c["cell_type"] == "code")
         assert "assert " in code, f"{path.name} checks none of its claims"
+        levels = re.findall(r"```\{exercise\}([^\n]*)\n", text)
+        assert all(level.strip() in ("★", "★★", "★★★") for level in levels), (path.name, levels)
 
 
 def test_bibliography_has_the_core_papers():
@@ -165,3 +167,13 @@ def test_one_vocabulary_everywhere():
     found = [f"{p.name}: {pattern}" for p in files for pattern in retired
              if re.search(pattern, p.read_text(encoding="utf-8"))]
     assert not found, found
+
+
+def test_recorded_chapter_times_cover_every_chapter_within_the_budgets():
+    """book/chapter_times.json (tools/chapter_times.py after a build): the instructor's guide reads it."""
+    record = json.loads((ROOT / "book" / "chapter_times.json").read_text())
+    seconds = record["seconds"]
+    assert list(seconds) == [p.stem for p in toc_notebooks()]
+    assert record["machine"] and record["date"]
+    assert all(0 < s <= 150 for s in seconds.values()), seconds  # no chapter over 150 s
+    assert sum(seconds.values()) <= 9 * 60  # the whole book within 9 minutes

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 import torch
 
-from siamese_lib import comparison, experiments, sampling, unseen
+from siamese_lib import comparison, experiments, sampling, tuning, unseen
 from siamese_lib.__main__ import main
 from siamese_lib.models import embed, load_checkpoint
 
@@ -25,7 +25,7 @@ def test_run_argument_errors(small_mnist):
     with pytest.raises(ValueError, match="margin must be a number > 0"):
         experiments.run("triplet", margin=-1.0, data=small_mnist)
     with pytest.raises(ValueError, match="margin must be given for loss='triplet', metric='hamming'"):
-        experiments.default_margin("triplet", "hamming", False)
+        tuning.default_margin("triplet", "hamming", False)
     with pytest.raises(ValueError, match="soft=True is the soft-margin triplet loss.*loss='contrastive'"):
         experiments.run("contrastive", soft=True, data=small_mnist)
     with pytest.raises(ValueError, match="soft=True .* got loss='triplet', mining='semi_hard'"):
@@ -75,8 +75,8 @@ def test_default_margin_follows_the_metric(small_mnist):
     squared = experiments.run("triplet", epochs=1, data=small_mnist)
     plain = experiments.run("triplet", metric="euclidean", epochs=1, data=small_mnist)
     assert squared.config["metric"] == "sqeuclidean" and plain.config["metric"] == "euclidean"
-    assert squared.config["margin"] == experiments.DEFAULT_MARGIN[("triplet", "sqeuclidean", False)]
-    assert plain.config["margin"] == experiments.DEFAULT_MARGIN[("triplet", "euclidean", False)]
+    assert squared.config["margin"] == tuning.DEFAULT_MARGIN[("triplet", "sqeuclidean", False)]
+    assert plain.config["margin"] == tuning.DEFAULT_MARGIN[("triplet", "euclidean", False)]
     assert plain.config["margin"] != squared.config["margin"]
 
 

@@ -95,12 +95,17 @@ def test_batch_all_default_is_the_mean_over_active_triplets():
         reduce(loop_batch_hard(x.tolist(), labels.tolist(), 1.0, True), "mean"))
 
 
-@pytest.mark.parametrize("seed", range(5))
-def test_online_losses_match_loops_on_random_batches(seed):
+def _random_batch(seed):
+    """12 random float64 points in 3-D with labels 0-2, as tensors and as lists for the loops."""
     g = torch.Generator().manual_seed(seed)
     x = torch.randn(12, 3, generator=g, dtype=torch.float64)
     labels = torch.randint(0, 3, (12,), generator=g)
-    pts, lab = x.tolist(), labels.tolist()
+    return x, labels, x.tolist(), labels.tolist()
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_online_losses_match_loops_on_random_batches(seed):
+    x, labels, pts, lab = _random_batch(seed)
     assert online_losses.batch_all_triplet_loss(x, labels).item() == pytest.approx(
         reduce(loop_batch_all(pts, lab, 1.0, True), "mean_nonzero"), abs=1e-10)
     assert online_losses.batch_hard_triplet_loss(x, labels).item() == pytest.approx(
@@ -129,10 +134,7 @@ def test_online_contrastive_hard_pairs():
 
 @pytest.mark.parametrize("seed", range(3))
 def test_balanced_online_contrastive_against_a_loop(seed):
-    g = torch.Generator().manual_seed(seed)
-    x = torch.randn(12, 3, generator=g, dtype=torch.float64)
-    labels = torch.randint(0, 3, (12,), generator=g)
-    pts, lab = x.tolist(), labels.tolist()
+    x, labels, pts, lab = _random_batch(seed)
     positives, negatives = [], []
     for i, j in itertools.combinations(range(len(pts)), 2):
         d = dist(pts[i], pts[j])

@@ -22,7 +22,7 @@ def test_default_margins_are_what_the_three_seed_sweep_selects():
     for (loss, metric, normalize), scores in means.groupby(level=[0, 1, 2]):
         margins = scores.index.get_level_values("margin")
         best = margins[scores.to_numpy().argmax()]
-        assert experiments.DEFAULT_MARGIN[(loss, metric, bool(normalize))] == best, (loss, metric, normalize)
+        assert tuning.DEFAULT_MARGIN[(loss, metric, bool(normalize))] == best, (loss, metric, normalize)
         assert margins.min() < best < margins.max(), f"{loss}: best margin {best} at an end of the sweep"
 
 
@@ -73,3 +73,8 @@ def test_open_set_is_what_the_class_disjoint_validation_selects():
     assert set(table["candidate"]) == set(CANDIDATES)  # every candidate of the script was run
     winner = tuning.open_set_winner(table)
     assert experiments.OPEN_SET == CANDIDATES[winner]
+
+
+def test_the_all_pairs_contrastive_average_is_what_validation_selects():
+    means = tuning.evidence("balance").groupby("balance")["val_map_at_r"].mean()
+    assert means.idxmax() == bool(experiments.run.__kwdefaults__["balance"])  # the default: all pairs
