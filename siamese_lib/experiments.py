@@ -26,8 +26,9 @@ from dataclasses import dataclass, field
 
 import torch
 
+from . import baselines as _baselines
 from . import data as data_mod
-from .baselines import BASELINES, PixelEncoder, SoftmaxClassifier
+from .baselines import PixelEncoder, SoftmaxClassifier
 from .distances import sphere_separation
 from .evaluation import (
     best_threshold,
@@ -52,8 +53,11 @@ __all__ = ["LOSSES", "BASELINES", "MINING", "DEFAULT_METRIC", "MarginWarning", "
            "TEST_PAIR_SEED", "N_EVAL_PAIRS", "SCORES", "RunResult",
            "get_data", "run", "evaluate", "fixed_test_pairs", "fixed_val_pairs"]
 
-#: The losses :func:`run` trains with (it also takes the :data:`~siamese_lib.baselines.BASELINES`).
+#: The losses :func:`run` trains with (it also takes the :data:`BASELINES`).
 LOSSES = ("contrastive", "triplet")
+#: The baselines :func:`run` takes as ``loss``: raw pixels, the untrained encoder and a softmax
+#: classifier (:mod:`siamese_lib.baselines`).
+BASELINES = _baselines.BASELINES
 #: The mining strategies of each loss (names as in :mod:`siamese_lib.mining`).
 MINING = {"contrastive": ("random", "batch_all", "batch_hard"), "triplet": STRATEGIES}
 #: The distance each loss uses unless ``metric=`` says otherwise.
@@ -206,7 +210,7 @@ def run(loss: str = "contrastive", *, mining: str = "batch_all", margin: float |
     Parameters
     ----------
     loss : {"contrastive", "triplet", "pixels", "untrained", "softmax"}
-        *What is learned.* The loss, or one of the :data:`~siamese_lib.baselines.BASELINES`
+        *What is learned.* The loss, or one of the :data:`BASELINES`
         (:mod:`siamese_lib.baselines`): raw pixels and the untrained encoder
         are measured without training (``mining``, ``margin`` and the budget
         do not apply), the softmax classifier trains on the P×K batches.

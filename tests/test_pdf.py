@@ -47,21 +47,26 @@ def test_one_section_per_page_of_the_book_in_order(reader):
         assert len(text) > 200, title  # printed, not blank
 
 
-def _code_lines(entry):
-    """The lines of a chapter's code cells: code may hold TeX (a plot label), prose may not."""
+def _code(entry):
+    """The source of a chapter's code cells: code may hold TeX (a plot label), prose may not."""
     path = resolve(entry)
     if path.suffix != ".ipynb":
-        return set()
+        return ""
     cells = json.loads(path.read_text(encoding="utf-8"))["cells"]
-    code = "\n".join("".join(c["source"]) for c in cells if c["cell_type"] == "code")
-    return {line.strip() for line in code.splitlines()}
+    return "\n".join("".join(c["source"]) for c in cells if c["cell_type"] == "code")
+
+
+def _token_at(text, start, end):
+    """The whitespace-delimited word around text[start:end]."""
+    left = max(text.rfind(" ", 0, start), text.rfind("\n", 0, start)) + 1
+    right = min([i for i in (text.find(" ", end), text.find("\n", end)) if i != -1] or [len(text)])
+    return text[left:right]
 
 
 def test_math_is_typeset_not_left_as_tex(reader):
     for (title, _, text), entry in zip(_sections(reader), toc_entries()):
-        code = _code_lines(entry)
-        prose = "\n".join(line for line in text.splitlines() if line.strip() not in code)
-        found = RAW_TEX.search(prose)
-        assert not found, (title, prose[max(found.start() - 80, 0):found.end() + 40] if found else "")
+        code = _code(entry)
+        raw = [m for m in RAW_TEX.finditer(text) if _token_at(text, m.start(), m.end()) not in code]
+        assert not raw, (title, text[max(raw[0].start() - 80, 0):raw[0].end() + 40] if raw else "")
     contrastive = next(text for title, _, text in _sections(reader) if "contrastive loss" in title.lower())
     assert re.search(r"max\(m\s*−", contrastive)  # the hinge, typeset (MathJax writes the minus as U+2212)

@@ -32,6 +32,9 @@ HTML = ROOT / "_build" / "html"
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 #: Milliseconds of page time Chromium lets scripts run before printing (MathJax typesets in it).
 SCRIPT_TIME_MS = 20_000
+#: Added to each page for printing: long code lines wrap instead of running off the paper.
+PRINT_CSS = ("<style>@media print { pre, .highlight pre, .output pre "
+             "{ white-space: pre-wrap !important; overflow-wrap: anywhere; } }</style>")
 
 
 def page_title(html_file: Path) -> str:
@@ -43,15 +46,22 @@ def page_title(html_file: Path) -> str:
 
 
 def print_page(html_file: Path, pdf_file: Path) -> None:
-    """Print one HTML page to a PDF file with headless Chromium."""
+    """Print one HTML page to a PDF file with headless Chromium (code lines wrapped, see ``PRINT_CSS``)."""
     if not Path(CHROMIUM).exists():
         raise FileNotFoundError(f"Chromium not found at {CHROMIUM} (apt-get install chromium)")
-    with tempfile.TemporaryDirectory() as profile:
-        subprocess.run([CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
-                        "--disable-background-networking", f"--user-data-dir={profile}",
-                        "--no-pdf-header-footer", f"--virtual-time-budget={SCRIPT_TIME_MS}",
-                        f"--print-to-pdf={pdf_file}", html_file.as_uri()],
-                       check=True, capture_output=True, timeout=300)
+    # a copy beside the page, so that its relative links to styles, scripts and images still resolve
+    printable = html_file.with_name(f".print-{html_file.name}")
+    printable.write_text(html_file.read_text(encoding="utf-8").replace("</head>", PRINT_CSS + "</head>", 1),
+                         encoding="utf-8")
+    try:
+        with tempfile.TemporaryDirectory() as profile:
+            subprocess.run([CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+                            "--disable-background-networking", f"--user-data-dir={profile}",
+                            "--no-pdf-header-footer", f"--virtual-time-budget={SCRIPT_TIME_MS}",
+                            f"--print-to-pdf={pdf_file}", printable.as_uri()],
+                           check=True, capture_output=True, timeout=300)
+    finally:
+        printable.unlink()
     if not pdf_file.is_file() or pdf_file.stat().st_size == 0:
         raise RuntimeError(f"Chromium wrote no PDF for {html_file}")
 
