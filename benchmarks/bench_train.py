@@ -16,7 +16,7 @@ import time
 
 import torch
 
-from siamese_lib import experiments
+from siamese_lib import experiments, tuning
 from siamese_lib.losses import contrastive_loss
 from siamese_lib.models import EmbeddingNet
 
@@ -60,8 +60,8 @@ def main() -> None:
           f"once on the concatenated batch {once:,.0f} pairs/s; once per branch {twice:,.0f} pairs/s "
           f"({once / twice:.2f}x; range {min(rates[True]):,.0f}-{max(rates[True]):,.0f} and "
           f"{min(rates[False]):,.0f}-{max(rates[False]):,.0f})")
-    print(f"experiments.run with the book's defaults (epochs={experiments.EPOCHS}, "
-          f"embedding_dim={experiments.EMBEDDING_DIM}):")
+    print(f"experiments.run with the book's defaults (epochs={tuning.EPOCHS}, "
+          f"embedding_dim={tuning.EMBEDDING_DIM}):")
     for loss in experiments.LOSSES:
         result = experiments.run(loss)
         m = result.metrics

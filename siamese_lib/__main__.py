@@ -6,11 +6,13 @@ import argparse
 import sys
 from pathlib import Path
 
-from . import comparison, experiments, tuning, unseen
+from . import comparison, experiments, tuning
 from .data import SOURCES, load_mnist
 from .distances import METRICS
 from .mining import STRATEGIES
 from .models import save_checkpoint
+
+METHODS = experiments.LOSSES + experiments.BASELINES
 
 
 def _positive_int(text: str) -> int:
@@ -28,16 +30,28 @@ def _positive_float(text: str) -> float:
 
 
 def _add_training_options(parser: argparse.ArgumentParser) -> None:
-    # None: the book's default (experiments.EPOCHS, ...), or OPEN_SET's with compare --unseen
+    # None: the book's default from siamese_lib.tuning, filled in by experiments.run
+    parser.add_argument("--mining", choices=STRATEGIES, default=None,
+                        help="random pairs / triplets, or batch_all, batch_hard or (triplet) "
+                             "semi_hard mining in P×K batches (default: batch_all)")
+    parser.add_argument("--metric", choices=METRICS, default=None,
+                        help="distance of the loss and of the scores (default: euclidean, and "
+                             "sqeuclidean for the triplet loss)")
+    parser.add_argument("--margin", type=_positive_float, default=None,
+                        help="margin m (default: the validated margin of the loss, metric and "
+                             "normalisation; required where none was validated; compare takes it "
+                             "with one loss only, since the losses measure it in different units)")
+    parser.add_argument("--normalize", action="store_true",
+                        help="L2-normalise the embeddings")
     parser.add_argument("--epochs", type=_positive_int, default=None,
-                        help=f"passes over the training split (default: {experiments.EPOCHS})")
+                        help=f"passes over the training split (default: {tuning.EPOCHS})")
     parser.add_argument("--embedding-dim", type=_positive_int, default=None,
-                        help=f"size of the embedding (default: {experiments.EMBEDDING_DIM})")
+                        help=f"size of the embedding (default: {tuning.EMBEDDING_DIM})")
     parser.add_argument("--lr", type=_positive_float, default=None,
-                        help=f"AdamW learning rate (default: {experiments.LR})")
+                        help=f"AdamW learning rate (default: {tuning.LR})")
     parser.add_argument("--no-augment", action="store_true",
                         help=f"train on the images as they are, without the default "
-                             f"augmentation {experiments.AUGMENT!r}")
+                             f"augmentation {tuning.AUGMENT!r}")
     parser.add_argument("--data", choices=SOURCES, default=None,
                         help="MNIST source: the embedded 5,000-image subset (offline) or full "
                              "MNIST via torchvision (downloads once); default: $SIAMESE_MNIST "
@@ -47,30 +61,35 @@ def _add_training_options(parser: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The parser of ``python -m siamese_lib``."""
+    """The parser of ``python -m siamese_lib``.
+
+    Returns
+    -------
+    argparse.ArgumentParser
+    """
     parser = argparse.ArgumentParser(
         prog="python -m siamese_lib",
         description="Train Siamese networks on MNIST with the contrastive or the triplet "
                     "loss, and compare the two under one protocol.")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    compare = sub.add_parser("compare", help="train each loss over several seeds and "
-                             "write a results table, a summary and figures",
-                             description="Train each loss with the book's protocol over "
-                             "several seeds; write results.csv (one row per loss and seed), "
-                             "summary.md (mean ± std) and figures (ROC overlay, embedding scatter). "
-                             "With --unseen, train on the training digits of each partition of "
-                             "unseen.PARTITIONS with experiments.OPEN_SET, measure on the unseen "
-                             "digits, and write unseen.csv and unseen.md (means, paired "
-                             "differences with bootstrap intervals).")
-    methods = experiments.LOSSES + experiments.BASELINES
-    compare.add_argument("--losses", nargs="+", choices=methods, default=None,
-                         help="losses and baselines to compare (default: the two losses; with "
-                              "--unseen all of " + ", ".join(methods) + ")")
-    compare.add_argument("--seeds", nargs="+", type=int, default=None,
-                         help="random seeds, at least one (default: 0 1 2; with --unseen 0 1)")
+    compare = sub.add_parser(
+        "compare", help="train each method over several seeds and write a results table, "
+        "a summary and figures",
+        description="Train each method with the book's protocol over several seeds; write "
+        "results.csv (one row per method and seed), summary.md (mean ± std) and figures. With "
+        "--unseen, train on the training digits of each partition of comparison.PARTITIONS, "
+        "measure on the digits never seen in training, and write unseen.csv and unseen.md "
+        "(means, paired differences with bootstrap intervals). --unseen changes nothing else. "
+        "The training options apply to the methods that take them "
+        "(experiments.TRAINING_ARGUMENTS): --epochs trains the losses and the softmax "
+        "baseline longer and leaves the pixel and untrained baselines as they are.")
+    compare.add_argument("--methods", nargs="+", choices=METHODS, default=list(METHODS),
+                         help="losses and baselines to compare (default: all: %(default)s)")
+    compare.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2],
+                         help="random seeds, at least one (default: 0 1 2)")
     compare.add_argument("--unseen", action="store_true",
-                         help="the class-disjoint comparison on digits never seen in training")
+                         help="train on some digits and measure on digits never seen in training")
     compare.add_argument("--out", type=Path, default=Path("results"),
                          help="output folder, created if missing (default: %(default)s)")
     _add_training_options(compare)
@@ -79,14 +98,6 @@ def build_parser() -> argparse.ArgumentParser:
                            description="Train one embedding network and save its weights.")
     train.add_argument("--loss", choices=experiments.LOSSES, required=True,
                        help="which loss to train with")
-    train.add_argument("--mining", choices=STRATEGIES, default="batch_all",
-                       help="random pairs / triplets, or batch_all, batch_hard or (triplet) "
-                            "semi_hard mining in P×K batches (default: %(default)s)")
-    train.add_argument("--metric", choices=METRICS, default=None,
-                       help="distance of the loss (default: euclidean for contrastive, "
-                            "sqeuclidean for triplet)")
-    train.add_argument("--margin", type=_positive_float, default=None,
-                       help="margin m (default: the validated margin of the loss and metric)")
     train.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     train.add_argument("--out", type=Path, default=Path("model.pt"),
                        help="checkpoint file (default: %(default)s)")
@@ -94,36 +105,54 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _common(args, base=None) -> dict:
-    """``run`` keywords from the options; options left out keep ``base`` (or run's defaults)."""
-    data = experiments.get_data() if args.data is None else load_mnist(args.data)
-    given = {"epochs": args.epochs, "embedding_dim": args.embedding_dim, "lr": args.lr}
-    common = {**(base or {}), **{k: v for k, v in given.items() if v is not None}}
+def _options(args) -> dict:
+    """``run`` keywords from the options that were given (the others keep run's defaults)."""
+    given = {"mining": args.mining, "margin": args.margin, "metric": args.metric,
+             "epochs": args.epochs, "embedding_dim": args.embedding_dim, "lr": args.lr,
+             "normalize": args.normalize or None}
+    options = {k: v for k, v in given.items() if v is not None}
     if args.no_augment:
-        common["transform"] = None
-    return dict(common, data=data, device=args.device)
+        options["transform"] = None
+    return options
+
+
+def _settings(args) -> dict:
+    """Per method, the given options that it takes (see ``experiments.TRAINING_ARGUMENTS``)."""
+    options = _options(args)
+    losses = [m for m in args.methods if m in experiments.LOSSES]
+    if "margin" in options and len(losses) > 1:
+        raise ValueError(f"--margin needs one loss among --methods: the losses measure margins in "
+                         f"different units, got {', '.join(losses)}")
+    everyone = {k: v for k, v in options.items() if k in ("metric", "normalize")}
+    return {m: {"loss": m, **everyone,
+                **{k: v for k, v in options.items() if k in experiments.TRAINING_ARGUMENTS[m]}}
+            for m in args.methods}
+
+
+def _data(args):
+    return experiments.get_data() if args.data is None else load_mnist(args.data)
 
 
 def cmd_compare_unseen(args) -> None:
     """Write unseen.csv and unseen.md for ``compare --unseen``."""
-    methods = args.losses or list(experiments.LOSSES + experiments.BASELINES)
-    seeds = args.seeds or [0, 1]
-    table = unseen.compare_unseen(methods, seeds=seeds, progress=True,
-                                  **_common(args, experiments.OPEN_SET))
+    result = comparison.compare(_settings(args), args.seeds, partitions=comparison.PARTITIONS,
+                                progress=True, data=_data(args), device=args.device)
+    args.out.mkdir(parents=True, exist_ok=True)
+    table = result.table
     table.to_csv(args.out / "unseen.csv", index=False)
-    summary = comparison.format_summary(comparison.summarize(
-        table.drop(columns="partition").rename(columns={"method": "loss"})))
+    summary = comparison.format_summary(result.summary)
     lines = ["# Digits never seen in training\n\nPartitions (training digits | unseen digits): "
-             + "; ".join(f"{''.join(map(str, a))} | {''.join(map(str, b))}" for a, b in unseen.PARTITIONS)
-             + f". Seeds: {' '.join(map(str, seeds))}. Mean ± std over partitions and seeds.\n",
+             + "; ".join(f"{''.join(map(str, a))} | {''.join(map(str, b))}"
+                         for a, b in comparison.PARTITIONS)
+             + f". Seeds: {' '.join(map(str, args.seeds))}. Mean ± std over partitions and seeds.\n",
              comparison.to_markdown(summary)]
-    pairs = [(a, b) for a, b in [("triplet", "contrastive"), ("contrastive", "pixels"), ("triplet", "pixels")]
-             if a in methods and b in methods]
+    pairs = [(a, b) for a, b in [("triplet", "contrastive"), ("contrastive", "pixels"),
+                                 ("triplet", "pixels")] if a in args.methods and b in args.methods]
     for a, b in pairs:
         lines.append(f"\n## {a} − {b}, paired by partition and seed (95 % bootstrap interval)\n\n"
                      "| score | mean | interval | ahead |\n|---|---|---|---|")
-        for score in unseen.UNSEEN_SCORES:
-            d = unseen.paired_difference(table, a, b, score)
+        for score in experiments.UNSEEN_SCORES:
+            d = comparison.paired_difference(table, a, b, score)
             lines.append(f"| {score} | {d['mean']:+.4f} | [{d['low']:+.4f}, {d['high']:+.4f}] "
                          f"| {d['verdict']} |")
     (args.out / "unseen.md").write_text("\n".join(lines) + "\n")
@@ -135,13 +164,12 @@ def cmd_compare(args) -> None:
     """Write results.csv, summary.md and figures for ``compare``."""
     from . import plotting
 
-    args.out.mkdir(parents=True, exist_ok=True)
     if args.unseen:
         return cmd_compare_unseen(args)
-    args.losses, args.seeds = args.losses or list(experiments.LOSSES), args.seeds or [0, 1, 2]
-    common = _common(args)
-    mnist = common["data"]
-    result = comparison.compare(args.losses, args.seeds, progress=True, **common)
+    mnist = _data(args)
+    result = comparison.compare(_settings(args), args.seeds, progress=True, data=mnist,
+                                device=args.device)
+    args.out.mkdir(parents=True, exist_ok=True)
     result.table.to_csv(args.out / "results.csv", index=False)
     summary = comparison.format_summary(result.summary)
     spread = "mean ± std" if len(args.seeds) > 1 else "one seed"
@@ -158,17 +186,11 @@ def cmd_compare(args) -> None:
 
 def cmd_train(args, parser) -> None:
     """Train one model and save its checkpoint, for ``train``."""
-    if args.mining not in experiments.MINING[args.loss]:
-        parser.error(f"--mining for the {args.loss} loss must be one of "
-                     f"{experiments.MINING[args.loss]}, got {args.mining!r}")
-    metric = args.metric or experiments.DEFAULT_METRIC[args.loss]
-    if args.margin is None:
-        try:
-            tuning.default_margin(args.loss, metric, False)
-        except ValueError as err:
-            parser.error(f"--margin is needed: {err}")
-    result = experiments.run(args.loss, mining=args.mining, margin=args.margin, metric=metric,
-                             seed=args.seed, progress=True, **_common(args))
+    try:
+        result = experiments.run(args.loss, seed=args.seed, progress=True, data=_data(args),
+                                 device=args.device, **_options(args))
+    except ValueError as err:
+        parser.error(str(err))
     save_checkpoint(args.out, result.model, **{k: v for k, v in result.config.items()
                                                if isinstance(v, (int, float, str, bool))})
     print(", ".join(f"{k}={v:.4f}" for k, v in result.metrics.items()))
@@ -182,7 +204,10 @@ def main(argv=None) -> int:
     if args.command == "compare":
         if args.seeds == []:
             parser.error("--seeds needs at least one seed")
-        cmd_compare(args)
+        try:
+            cmd_compare(args)
+        except ValueError as err:
+            parser.error(str(err))
     else:
         cmd_train(args, parser)
     return 0

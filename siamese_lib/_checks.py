@@ -2,12 +2,38 @@
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import math
+import numbers
 
+import numpy as np
 import torch
 
 #: The distances of :mod:`siamese_lib.distances` (``metric=`` everywhere).
 METRICS = ("euclidean", "sqeuclidean", "manhattan", "cosine")
+
+_VALUE_CHECKS = contextvars.ContextVar("value_checks", default=True)
+
+
+@contextlib.contextmanager
+def value_checks(enabled: bool):
+    """Turn the checks that read tensor values (finiteness, 0/1 labels) on or off inside the block.
+
+    Reading a value makes the host wait for the device. The training loop turns
+    them off on an accelerator and checks the loss of every step once per epoch
+    instead; shapes, types and everything else are still checked.
+    """
+    token = _VALUE_CHECKS.set(enabled)
+    try:
+        yield
+    finally:
+        _VALUE_CHECKS.reset(token)
+
+
+def checking_values() -> bool:
+    """Whether the checks that read tensor values are on (see :func:`value_checks`)."""
+    return _VALUE_CHECKS.get()
 
 
 def check_choice(name: str, value, choices) -> str:
@@ -19,21 +45,76 @@ def check_choice(name: str, value, choices) -> str:
 
 def check_number(name: str, value, *, low=None, high=None, low_open: bool = False,
                  high_open: bool = False, integer: bool = False):
-    """Return ``value`` if it is a finite number (an int if ``integer``) inside the given range.
+    """Return ``value`` as a plain ``int`` or ``float`` if it is a finite number inside the given range.
 
-    ``low`` and ``high`` are inclusive bounds unless ``low_open`` / ``high_open``.
+    Any real number is accepted: Python ``int`` and ``float``, NumPy scalars
+    such as ``np.int64`` or ``np.float32``, and whatever else registers with
+    :class:`numbers.Real` (``numbers.Integral`` with ``integer=True``), and
+    one-element tensors holding such a number (an integer dtype where an
+    integer is asked for); booleans are not.
+
+    Parameters
+    ----------
+    name : str
+        The argument's name, for the error message.
+    value : object
+        The value to check.
+    low, high : float, optional
+        Inclusive bounds, or exclusive ones with ``low_open`` / ``high_open``.
+    low_open, high_open : bool
+        Make the corresponding bound exclusive.
+    integer : bool
+        Require an integer, and return an ``int``; otherwise return a ``float``.
+
+    Returns
+    -------
+    int or float
+
+    Raises
+    ------
+    ValueError
+        Naming ``name``, what it must be and the ``value`` it got.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> check_number("k", np.int64(5), low=1, integer=True)
+    5
+    >>> check_number("margin", np.float32(0.5), low=0, low_open=True)
+    0.5
+    >>> import torch
+    >>> check_number("epochs", torch.tensor(3), low=1, integer=True)
+    3
+    >>> check_number("k", 0, low=1, integer=True)
+    Traceback (most recent call last):
+    ...
+    ValueError: k must be an integer >= 1, got 0
     """
-    kind = "an integer" if integer else "a number"
-    allowed = (int,) if integer else (int, float)
-    if isinstance(value, bool) or not isinstance(value, allowed) or not math.isfinite(value):
-        raise ValueError(f"{name} must be {kind}{_range_text(low, high, low_open, high_open)}, "
-                         f"got {value!r}")
-    too_low = low is not None and (value <= low if low_open else value < low)
-    too_high = high is not None and (value >= high if high_open else value > high)
-    if too_low or too_high:
-        raise ValueError(f"{name} must be {kind}{_range_text(low, high, low_open, high_open)}, "
-                         f"got {value!r}")
-    return value if integer else float(value)
+    number = _as_number(value, integer)
+    too_low = number is not None and low is not None and (number <= low if low_open else number < low)
+    too_high = number is not None and high is not None and (number >= high if high_open else number > high)
+    if number is None or too_low or too_high:
+        raise ValueError(f"{name} must be {'an integer' if integer else 'a number'}"
+                         f"{_range_text(low, high, low_open, high_open)}, got {value!r}")
+    return number
+
+
+def _as_number(value, integer: bool):
+    """``value`` as a finite ``int`` (``integer``) or ``float``, or None if it is not one."""
+    if isinstance(value, torch.Tensor):  # a one-element tensor: its number (an int only if integral)
+        if value.numel() != 1 or value.dtype == torch.bool or (integer and value.is_floating_point()):
+            return None
+        value = value.item()
+    if isinstance(value, (bool, np.bool_)) or not isinstance(
+            value, numbers.Integral if integer else numbers.Real):
+        return None
+    if integer:
+        return int(value)
+    try:
+        number = float(value)
+    except OverflowError:  # an int beyond the float range
+        return None
+    return number if math.isfinite(number) else None
 
 
 def _range_text(low, high, low_open, high_open) -> str:
@@ -66,7 +147,7 @@ def check_embeddings(name: str, x) -> torch.Tensor:
         raise ValueError(f"{name} must be non-empty, got shape {tuple(x.shape)}")
     if not x.is_floating_point():
         raise ValueError(f"{name} must be a floating tensor, got dtype {x.dtype}")
-    if not torch.isfinite(x).all():
+    if checking_values() and not torch.isfinite(x).all():
         raise ValueError(f"{name} must be finite, got NaN or inf values")
     return x
 
@@ -97,6 +178,8 @@ def check_labels(name: str, labels, n: int, *, binary: bool = False,
         raise ValueError(f"{name} must be 1-D, got shape {tuple(labels.shape)}")
     if labels.shape[0] != n:
         raise ValueError(f"{name} must have one entry per row ({n}), got {labels.shape[0]}")
+    if not checking_values():
+        return labels if device is None else labels.to(device)
     if labels.is_floating_point() and not torch.isfinite(labels).all():
         raise ValueError(f"{name} must be finite, got NaN or inf values")
     if binary and not ((labels == 0) | (labels == 1)).all():

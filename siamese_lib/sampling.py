@@ -101,7 +101,21 @@ def make_pairs(labels, n_pairs: int, seed) -> torch.Tensor:
 def make_triplets(labels, n_triplets: int, seed) -> torch.Tensor:
     """``n_triplets`` index triplets ``(a, p, n)``: p shares a's class, n does not.
 
-    Parameters as in :func:`make_pairs`; returns an int64 tensor of shape (n_triplets, 3).
+    Anchors, positives and negatives are drawn as in :func:`make_pairs`.
+
+    Parameters
+    ----------
+    labels : array-like of int, shape (N,)
+        Class of each item.
+    n_triplets : int
+        How many triplets.
+    seed : int or numpy.random.Generator
+        The same seed always gives the same triplets.
+
+    Returns
+    -------
+    Tensor of int64, shape (n_triplets, 3)
+        Columns ``a``, ``p`` and ``n``.
 
     Examples
     --------
@@ -219,14 +233,25 @@ class PairSampler(_RandomBatches):
     """
 
     def __init__(self, labels, batch_size: int, n_pairs: int | None = None, seed: int = 0):
-        super().__init__(labels, batch_size, n_pairs or max(len(labels) // 2, 1), seed,
+        n = max(len(labels) // 2, 1) if n_pairs is None else check_number("n_pairs", n_pairs, low=1,
+                                                                               integer=True)
+        super().__init__(labels, batch_size, n, seed,
                          lambda labels, n, rng: make_pairs(labels, n, rng)[:, :2])
 
 
 class TripletSampler(_RandomBatches):
     """Batches of ``batch_size`` random triplets, new ones on every pass.
 
-    Parameters as in :class:`PairSampler`; ``n_triplets`` defaults to ``N // 3``.
+    Parameters
+    ----------
+    labels : array-like of int, shape (N,)
+        Class of each item.
+    batch_size : int
+        Triplets per batch.
+    n_triplets : int, optional
+        Triplets per pass; default ``N // 3`` (each image is in about one triplet).
+    seed : int
+        Seed of the sampler's generator.
 
     Examples
     --------
@@ -235,8 +260,9 @@ class TripletSampler(_RandomBatches):
     """
 
     def __init__(self, labels, batch_size: int, n_triplets: int | None = None, seed: int = 0):
-        super().__init__(labels, batch_size, n_triplets or max(len(labels) // 3, 1), seed,
-                         make_triplets)
+        n = max(len(labels) // 3, 1) if n_triplets is None else check_number("n_triplets", n_triplets,
+                                                                                low=1, integer=True)
+        super().__init__(labels, batch_size, n, seed, make_triplets)
 
 
 class PKSampler:
@@ -276,7 +302,8 @@ class PKSampler:
                 f"fewer than k={k} images (smallest: {counts.min()})")
         self.members = [np.flatnonzero(labels == c) for c in classes]
         self.p, self.k = p, k
-        self.n_batches = n_batches or max(len(labels) // (p * k), 1)
+        self.n_batches = (max(len(labels) // (p * k), 1) if n_batches is None
+                          else check_number("n_batches", n_batches, low=1, integer=True))
         self.rng = np.random.default_rng(seed)
 
     def __len__(self) -> int:
@@ -298,6 +325,25 @@ def loader(dataset: Dataset, batch_size: int | None = None, *, sampler=None,
     labelled batches of single images (shuffled with ``seed`` if
     ``shuffle``). Fetching a batch is one tensor indexing operation instead
     of ``batch_size`` calls.
+
+    Parameters
+    ----------
+    dataset : Dataset
+        Indexed with a whole tensor of indices, like :class:`ImageDataset`.
+    batch_size : int, optional
+        Images per batch when no ``sampler`` is given.
+    sampler : iterable of index tensors, optional
+        A batch sampler; it decides every batch, and ``batch_size``,
+        ``shuffle`` and ``seed`` are then not used.
+    shuffle : bool
+        Without a ``sampler``: serve the images in a random order (else in order).
+    seed : int
+        Without a ``sampler``: seed of the shuffling.
+
+    Returns
+    -------
+    torch.utils.data.DataLoader
+        Yields what ``dataset[index]`` returns, one batch at a time.
 
     Examples
     --------

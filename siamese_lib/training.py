@@ -1,16 +1,25 @@
 """A small, explicit training loop: device, determinism, progress, validation, early stopping, collapse.
 
-Determinism: :func:`fit` turns on ``torch.use_deterministic_algorithms`` on
-every device and turns off cuDNN's benchmark mode for the duration of
-training; importing this module sets ``CUBLAS_WORKSPACE_CONFIG`` (unless it is
-set already), which deterministic cuBLAS needs before its first use. Every
-random draw of a run has its own seeded generator (initial weights via
-:func:`seeded`, batches via the samplers, augmentation via the dataset), so the
-same seed on the same device gives the same weights. An operation without a
-deterministic CUDA kernel makes training raise rather than drift: the
-library's own training path avoids them (``grid_sample``, whose backward has
-none, only ever runs on inputs without gradients). Numbers differ between
-devices and between CPU models; the book's checks leave room for that.
+What is reproducible, exactly:
+
+* **Same seed, same machine, same thread count, CPU**: identical weights. Every
+  random draw of a run has its own seeded generator (initial weights via
+  :func:`seeded`, batches via the samplers, augmentation via the dataset),
+  and :func:`fit` turns on ``torch.use_deterministic_algorithms``. The tests
+  train twice and compare every weight bit for bit.
+* **Another thread count or another CPU model**: slightly different numbers.
+  Matrix products split their sums across threads and vector units, and
+  floating-point addition is not associative, so the round-off differs and
+  grows over training. The book's checks leave room for that.
+* **CUDA**: the same seed on the same GPU model, driver and library versions
+  gives identical weights: deterministic algorithms are enforced (an operation
+  without a deterministic kernel raises instead of drifting; the library's own
+  training path avoids them), cuDNN's benchmark mode is off while training,
+  and deterministic cuBLAS needs ``CUBLAS_WORKSPACE_CONFIG``, which
+  :func:`fit` sets to ``":4096:8"`` when it is unset (cuBLAS reads it once,
+  when it starts; if CUDA was used earlier in the process, :func:`fit` warns
+  that it may be too late: set it before the first CUDA call). GPU numbers
+  differ from CPU numbers.
 """
 
 from __future__ import annotations
@@ -26,13 +35,13 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from ._checks import check_number
+from ._checks import check_number, value_checks
 from .distances import _pairwise
 
 __all__ = ["fit", "History", "CollapseWarning", "seeded", "select_device"]
 
-# cuBLAS is deterministic only with a fixed workspace; it must be set before its first use.
-os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+#: The cuBLAS workspace setting that makes its matrix products deterministic.
+CUBLAS_WORKSPACE = ":4096:8"
 
 
 class CollapseWarning(UserWarning):
@@ -41,6 +50,15 @@ class CollapseWarning(UserWarning):
 
 def select_device(device=None) -> torch.device:
     """``device`` if given, else the first available of cuda, mps, cpu.
+
+    Parameters
+    ----------
+    device : str or torch.device, optional
+        Returned as a ``torch.device`` when given.
+
+    Returns
+    -------
+    torch.device
 
     Examples
     --------
@@ -64,6 +82,13 @@ def seeded(seed: int, device=None):
     ``device`` is a CUDA device, that GPU); on leaving it, the global
     generators continue exactly where the caller left them.
 
+    Parameters
+    ----------
+    seed : int
+        The seed of the block.
+    device : str or torch.device, optional
+        A CUDA device whose generator is seeded (and restored) too.
+
     Examples
     --------
     >>> import torch
@@ -79,6 +104,24 @@ def seeded(seed: int, device=None):
     with torch.random.fork_rng(devices=cuda):
         torch.manual_seed(seed)
         yield
+
+
+def _deterministic_cublas(device: torch.device) -> None:
+    """Set ``CUBLAS_WORKSPACE_CONFIG`` for a CUDA run if it is unset; warn if it may be too late.
+
+    cuBLAS reads the variable when it creates its handle (the first matrix
+    product on the device). PyTorch's deterministic mode checks it at every
+    cuBLAS call and raises where it is unset, so it is always set here; if CUDA
+    was used before, the handle may exist already, with the default workspace.
+    """
+    if device.type != "cuda" or os.environ.get("CUBLAS_WORKSPACE_CONFIG"):
+        return
+    os.environ["CUBLAS_WORKSPACE_CONFIG"] = CUBLAS_WORKSPACE
+    if torch.cuda.is_initialized():
+        warnings.warn("CUDA was used before fit without CUBLAS_WORKSPACE_CONFIG: cuBLAS may already "
+                      "run with its default workspace and not be deterministic; set "
+                      f"CUBLAS_WORKSPACE_CONFIG={CUBLAS_WORKSPACE} before the first CUDA call of the "
+                      "process", RuntimeWarning, stacklevel=3)
 
 
 @contextlib.contextmanager
@@ -133,12 +176,6 @@ def _as_tuple(x):
     return x if isinstance(x, tuple) else (x,)
 
 
-def _spread(embeddings: torch.Tensor, metric: str) -> float:
-    z = embeddings.detach()[:256].float()
-    n = len(z)
-    return _pairwise(z, None, metric).sum().item() / max(n * (n - 1), 1)
-
-
 def fit(model: torch.nn.Module, batches, criterion, *, epochs: int = 10, lr: float = 1e-3,
         weight_decay: float = 0.0, validate=None, monitor: str | None = "precision_at_1",
         patience: int | None = None, seed: int = 0, device=None, progress: bool = True,
@@ -172,7 +209,9 @@ def fit(model: torch.nn.Module, batches, criterion, *, epochs: int = 10, lr: flo
         Seeds PyTorch's generators for the duration of training (see
         :func:`seeded`): the caller's generators are left as they were.
         Deterministic algorithms are enforced on every device, so the same
-        seed and batches give the same weights on the same device.
+        seed and batches give the same weights on the same device with the
+        same thread count (see the module docstring for what is and is not
+        reproducible).
     device : str or torch.device, optional
         Default: :func:`select_device`.
     progress : bool
@@ -193,13 +232,16 @@ def fit(model: torch.nn.Module, batches, criterion, *, epochs: int = 10, lr: flo
         raise ValueError(f"patience needs validate and monitor, got validate={validate!r}, "
                          f"monitor={monitor!r}")
     device = select_device(device)
-    with seeded(seed, device), _deterministic():
+    _deterministic_cublas(device)
+    # on an accelerator no input check reads a value each step; the losses are checked per epoch
+    with seeded(seed, device), _deterministic(), value_checks(device.type == "cpu"):
         return _fit(model.to(device), batches, criterion, epochs, lr, weight_decay, validate,
                     monitor, patience, device, progress, collapse_ratio)
 
 
-def _nan_advice(what: str, epoch: int, lr: float) -> FloatingPointError:
-    return FloatingPointError(f"{what} at epoch {epoch}; lower the learning rate (lr={lr}) "
+def _nan_advice(what: str, epoch: int, lr: float, step: int | None = None) -> FloatingPointError:
+    where = f"epoch {epoch}" + ("" if step is None else f" (step {step})")
+    return FloatingPointError(f"{what} at {where}; lower the learning rate (lr={lr}) "
                               "or check the inputs for NaN")
 
 
@@ -211,9 +253,14 @@ def _step(model, criterion, inputs, extra, device, epoch, lr):
         if not all(torch.isfinite(z).all() for z in embeddings):
             raise _nan_advice("the embeddings are not finite", epoch, lr) from err
         raise
-    if not torch.isfinite(loss):
-        raise _nan_advice(f"the loss is {loss.item()}", epoch, lr)
     return embeddings, loss
+
+
+def _spread_tensor(embeddings: torch.Tensor, metric: str) -> torch.Tensor:
+    """Mean distance between the first 256 embeddings of a batch, left on the device."""
+    z = embeddings.detach()[:256].float()
+    n = len(z)
+    return _pairwise(z, None, metric).sum() / max(n * (n - 1), 1)
 
 
 def _fit(model, batches, criterion, epochs, lr, weight_decay, validate, monitor, patience,
@@ -225,21 +272,26 @@ def _fit(model, batches, criterion, epochs, lr, weight_decay, validate, monitor,
     history, best, best_state, waited = History(), -np.inf, None, 0
     bar = _Progress(epochs, progress)
     for epoch in range(1, epochs + 1):
-        start, total, count = time.perf_counter(), 0.0, 0
+        start, losses, spreads = time.perf_counter(), [], []
         model.train()
-        for inputs, extra in batches:
+        for inputs, extra in batches:  # no host sync inside the epoch: records stay on the device
             embeddings, loss = _step(model, criterion, inputs, extra, device, epoch, lr)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
-            total, count = total + loss.detach(), count + 1
-            history.steps.append({"epoch": epoch, "step": count, "loss": loss.item(),
-                                  "spread": _spread(torch.cat(embeddings), metric)})
-        if count == 0:
+            losses.append(loss.detach())
+            spreads.append(_spread_tensor(torch.cat(embeddings), metric))
+        if not losses:
             raise ValueError(f"batches must yield at least one batch per epoch, got none at epoch {epoch}")
+        step_losses, step_spreads = torch.stack(losses).tolist(), torch.stack(spreads).tolist()
+        bad = [i for i, v in enumerate(step_losses) if not np.isfinite(v)]
+        if bad:
+            raise _nan_advice(f"the loss is {step_losses[bad[0]]}", epoch, lr, step=bad[0] + 1)
+        history.steps += [{"epoch": epoch, "step": i + 1, "loss": v, "spread": w}
+                          for i, (v, w) in enumerate(zip(step_losses, step_spreads))]
         scheduler.step()  # once per epoch, after that epoch's optimizer steps
-        row = {"epoch": epoch, "loss": float(total) / count,
-               "spread": _spread(torch.cat(embeddings), metric),
+        row = {"epoch": epoch, "loss": sum(step_losses) / len(step_losses),
+               "spread": step_spreads[-1],
                "seconds": time.perf_counter() - start}
         if validate is not None:
             row.update({f"val_{k}": v for k, v in validate(model).items()})

@@ -1,7 +1,8 @@
 """Every public computation on every available device, in float32 and float64.
 
 The CPU always runs; CUDA and MPS cases run where such a device exists and are
-skipped (not silently dropped) elsewhere. Results must agree with the CPU's.
+skipped (not silently dropped) elsewhere. The losses must agree with
+hand-written float64 loops; the other computations with the CPU's.
 """
 
 import pytest
@@ -57,27 +58,141 @@ def test_distances_and_mining(device):
         assert got[0].device.type == device
 
 
+# ---- the losses against hand-written float64 loops ---------------------------------------
+# Each reference below loops over the pairs, triplets or anchors of a batch and computes every
+# distance row by row with plain arithmetic, in float64 on the CPU; it shares no code with the
+# library. Its gradient is autograd's through that loop.
+
+CONTRASTIVE_MARGIN, TRIPLET_MARGIN = 3.5, 2.0  # each leaves some terms of the batch active, not all
+
+
+def _hinge(v):
+    return v if v > 0 else v * 0
+
+
+def _distances(z, squared):
+    """d[i][j] for every pair of rows of ``z``, each summed over coordinates by hand."""
+    n = len(z)
+    d = [[None] * n for _ in range(n)]
+    for i in range(n):
+        for j in range(n):
+            s = ((z[i] - z[j]) ** 2).sum() if i != j else z[i].sum() * 0
+            d[i][j] = s if squared or i == j else s.sqrt()
+    return d
+
+
+def _mean(terms, nonzero=False):
+    if nonzero:
+        terms = [t for t in terms if t > 0]
+    return sum(terms) / len(terms) if terms else 0.0
+
+
+def _active(terms):
+    """Some, but not all, terms are positive: the margin matters in this batch."""
+    assert 0 < sum(t > 0 for t in terms) < len(terms)
+    return terms
+
+
+# pair i: rows i and SECOND[i]; with labels i % 4, the even pairs are positive and the odd ones negative
+SECOND = [12 + (i if i % 2 == 0 else (i + 2) % 12) for i in range(12)]
+
+
+def loop_contrastive(z, labels):
+    """Pairs (i, SECOND[i]); y = 1 when their labels agree; Euclidean distance."""
+    terms, negatives = [], []
+    for i, j in enumerate(SECOND):
+        d = ((z[i] - z[j]) ** 2).sum().sqrt()
+        terms.append(d**2 if labels[i] == labels[j] else _hinge(CONTRASTIVE_MARGIN - d) ** 2)
+        if labels[i] != labels[j]:
+            negatives.append(terms[-1])
+    _active(negatives)
+    assert len(negatives) < len(terms)
+    return _mean(terms)
+
+
+def loop_triplet(z, labels):
+    """Rows i, 8 + i and 16 + i form triplet i; squared Euclidean distance."""
+    terms = []
+    for i in range(8):
+        d_ap = ((z[i] - z[8 + i]) ** 2).sum()
+        d_an = ((z[i] - z[16 + i]) ** 2).sum()
+        terms.append(_hinge(d_ap - d_an + TRIPLET_MARGIN))
+    return _mean(_active(terms))
+
+
+def loop_batch_all(z, labels):
+    d, n = _distances(z, squared=True), len(z)
+    terms = [_hinge(d[a][p] - d[a][q] + TRIPLET_MARGIN)
+             for a in range(n) for p in range(n) for q in range(n)
+             if p != a and labels[p] == labels[a] and labels[q] != labels[a]]
+    return _mean(_active(terms), nonzero=True)
+
+
+def loop_batch_hard(z, labels):
+    d, n = _distances(z, squared=True), len(z)
+    terms = []
+    for a in range(n):
+        positives = [p for p in range(n) if p != a and labels[p] == labels[a]]
+        negatives = [q for q in range(n) if labels[q] != labels[a]]
+        p = max(positives, key=lambda p: d[a][p].item())
+        q = min(negatives, key=lambda q: d[a][q].item())
+        terms.append(_hinge(d[a][p] - d[a][q] + TRIPLET_MARGIN))
+    return _mean(terms)
+
+
+def loop_semi_hard(z, labels):
+    d, n = _distances(z, squared=True), len(z)
+    terms = []
+    for a in range(n):
+        for p in range(n):
+            if p == a or labels[p] != labels[a]:
+                continue
+            semi = [q for q in range(n) if labels[q] != labels[a]
+                    and d[a][p].item() < d[a][q].item() < d[a][p].item() + TRIPLET_MARGIN]
+            if semi:
+                q = min(semi, key=lambda q: d[a][q].item())
+                terms.append(d[a][p] - d[a][q] + TRIPLET_MARGIN)
+    assert terms
+    return _mean(terms)
+
+
+def loop_online_contrastive(z, labels):
+    d, n = _distances(z, squared=False), len(z)
+    terms = [d[i][j] ** 2 if labels[i] == labels[j] else _hinge(CONTRASTIVE_MARGIN - d[i][j]) ** 2
+             for i in range(n) for j in range(i + 1, n)]
+    return _mean(terms)
+
+
+LOSSES = {
+    "contrastive": (lambda z, lab: contrastive_loss(z[:12], z[SECOND], (lab[:12] == lab[SECOND]).long(),
+                                                    CONTRASTIVE_MARGIN), loop_contrastive),
+    "triplet": (lambda z, lab: triplet_loss(z[:8], z[8:16], z[16:], TRIPLET_MARGIN), loop_triplet),
+    "batch_all": (lambda z, lab: online_losses.batch_all_triplet_loss(z, lab, TRIPLET_MARGIN),
+                  loop_batch_all),
+    "batch_hard": (lambda z, lab: online_losses.batch_hard_triplet_loss(z, lab, TRIPLET_MARGIN),
+                   loop_batch_hard),
+    "semi_hard": (lambda z, lab: online_losses.semi_hard_triplet_loss(z, lab, TRIPLET_MARGIN),
+                  loop_semi_hard),
+    "online_contrastive": (lambda z, lab: online_losses.online_contrastive_loss(z, lab, CONTRASTIVE_MARGIN),
+                           loop_online_contrastive),
+}
+
+
+@pytest.mark.parametrize("name", LOSSES)
 @pytest.mark.parametrize("device", DEVICES)
-def test_losses_forward_and_backward(device):
+def test_losses_forward_and_backward_match_loops(device, name):
+    loss_fn, loop = LOSSES[name]
+    x, labels, x_cpu, labels_cpu = _batch(device, torch.float64 if device != "mps" else torch.float32)
+    z_ref = x_cpu.clone().requires_grad_(True)
+    expected = loop(z_ref, labels_cpu.tolist())
+    expected.backward()
     for dtype in _dtypes(device):
-        x, labels, x_cpu, labels_cpu = _batch(device, dtype)
-        checks = {
-            "contrastive": lambda z, lab: contrastive_loss(z[:12], z[12:], (lab[:12] == lab[12:]).long()),
-            "triplet": lambda z, lab: triplet_loss(z[:8], z[8:16], z[16:], 2.0),
-            "batch_all": lambda z, lab: online_losses.batch_all_triplet_loss(z, lab, 2.0),
-            "batch_hard": lambda z, lab: online_losses.batch_hard_triplet_loss(z, lab, 2.0),
-            "semi_hard": lambda z, lab: online_losses.semi_hard_triplet_loss(z, lab, 2.0),
-            "online_contrastive": lambda z, lab: online_losses.online_contrastive_loss(z, lab),
-        }
-        for name, loss_fn in checks.items():
-            z = x.clone().requires_grad_(True)
-            z_cpu = x_cpu.clone().requires_grad_(True)
-            loss, loss_cpu = loss_fn(z, labels), loss_fn(z_cpu, labels_cpu)
-            assert loss.device.type == device, name
-            _close(loss, loss_cpu, dtype)
-            loss.backward()
-            loss_cpu.backward()
-            _close(z.grad, z_cpu.grad, dtype)
+        z = x.to(dtype).clone().requires_grad_(True)
+        loss = loss_fn(z, labels)
+        assert loss.device.type == device and loss.dtype == dtype
+        _close(loss, expected, dtype)
+        loss.backward()
+        _close(z.grad, z_ref.grad, dtype)
 
 
 @pytest.mark.parametrize("device", DEVICES)

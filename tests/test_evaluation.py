@@ -1,5 +1,8 @@
 """evaluation: small hand-made cases with hand-computed values, and a reference implementation."""
 
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 import torch
@@ -94,6 +97,53 @@ def test_verification_perfect_separation():
     assert ev.roc_auc(d, y) == 1.0
     assert ev.equal_error_rate(d, y) == 0.0
     assert ev.verification_accuracy(d, y, ev.best_threshold(d, y)) == 1.0
+
+
+def _correct_by_hand(d, y, t):
+    """How many pairs "same if d <= t" gets right, one pair at a time."""
+    return sum(1 for di, yi in zip(d.tolist(), y.tolist()) if (di <= t) == (yi == 1))
+
+
+def test_best_threshold_does_not_split_tied_distances():
+    d, y = np.array([0.0, 0.0, 1.0]), np.array([1, 0, 1])
+    t = ev.best_threshold(d, y)
+    assert _correct_by_hand(d, y, t) == 2  # t >= 1: both positives accepted; t = 0 would give 1
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_best_threshold_beats_every_threshold_on_data_with_ties(seed):
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(3, 60))
+    y = rng.integers(0, 2, n)
+    y[:2] = [0, 1]  # both labels
+    d = np.round(rng.normal(1.0 - 0.4 * y, 0.5), 1)  # rounded: many ties
+    if seed % 4 == 0:
+        d = np.abs(d)  # distances piled up at 0
+    values = sorted(set(d.tolist()))
+    candidates = [values[0] - 1, values[-1] + 1, *values,
+                  *[(a + b) / 2 for a, b in zip(values[:-1], values[1:])]]
+    best = max(_correct_by_hand(d, y, t) for t in candidates)
+    t = ev.best_threshold(d, y)
+    assert _correct_by_hand(d, y, t) == best, (t, d, y)
+
+
+def test_best_threshold_extremes():
+    # accepting every pair / no pair is best: the threshold lies beyond the data, even where
+    # d ± 1e-6 rounds back to d
+    d, y = np.array([1e12, 1e12, 2e12]), np.array([0, 1, 1])
+    t = ev.best_threshold(d, y)
+    assert t > 2e12 and _correct_by_hand(d, y, t) == 2
+    d, y = np.array([5.0, 5.0, 7.0]), np.array([1, 1, 0])
+    assert ev.best_threshold(d, y) == 6.0
+    d, y = np.array([1e12, 2e12, 2e12]), np.array([0, 0, 1])
+    t = ev.best_threshold(d, y)
+    assert t < 1e12 and _correct_by_hand(d, y, t) == 2
+
+
+def test_importing_evaluation_does_not_load_sklearn():
+    code = "import sys, siamese_lib.evaluation; assert 'sklearn' not in sys.modules, 'sklearn loaded'"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
 
 
 def test_eer_matches_brute_force_threshold_sweep():

@@ -3,12 +3,13 @@
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pandas as pd
 import pytest
 import torch
 
-from siamese_lib import comparison, experiments, sampling, tuning, unseen
+from siamese_lib import comparison, experiments, online_losses, sampling, tuning
 from siamese_lib.__main__ import main
 from siamese_lib.models import embed, load_checkpoint
 
@@ -16,24 +17,65 @@ from siamese_lib.models import embed, load_checkpoint
 def test_run_argument_errors(small_mnist):
     with pytest.raises(ValueError, match="loss must be one of"):
         experiments.run("arcface", data=small_mnist)
-    with pytest.raises(ValueError, match="mining for the contrastive loss must be one of"):
+    with pytest.raises(ValueError, match=r"mining \(for the contrastive loss\) must be one of"):
         experiments.run("contrastive", mining="semi_hard", data=small_mnist)
-    with pytest.raises(ValueError, match="mining for the triplet loss must be one of"):
+    with pytest.raises(ValueError, match=r"mining \(for the triplet loss\) must be one of"):
         experiments.run("triplet", mining="hard", data=small_mnist)  # the old name is gone
-    with pytest.raises(ValueError, match="metric must be one of"):
-        experiments.run("triplet", metric="hamming", margin=1.0, epochs=1, data=small_mnist)
     with pytest.raises(ValueError, match="margin must be a number > 0"):
         experiments.run("triplet", margin=-1.0, data=small_mnist)
     with pytest.raises(ValueError, match="margin must be given for loss='triplet', metric='hamming'"):
         tuning.default_margin("triplet", "hamming", False)
-    with pytest.raises(ValueError, match="soft=True is the soft-margin triplet loss.*loss='contrastive'"):
+    with pytest.raises(ValueError, match="loss='contrastive' does not use soft"):
         experiments.run("contrastive", soft=True, data=small_mnist)
-    with pytest.raises(ValueError, match="soft=True .* got loss='triplet', mining='semi_hard'"):
+    with pytest.raises(ValueError, match="soft=True .* got mining='semi_hard'"):
         experiments.run("triplet", mining="semi_hard", soft=True, data=small_mnist)
-    with pytest.raises(ValueError, match="balance=True .* got loss='contrastive', mining='random'"):
+    with pytest.raises(ValueError, match="balance=True .* got mining='random'"):
         experiments.run("contrastive", mining="random", balance=True, data=small_mnist)
-    with pytest.raises(ValueError, match="balance=True .* got loss='triplet'"):
+    with pytest.raises(ValueError, match="loss='triplet' does not use balance"):
         experiments.run("triplet", balance=True, data=small_mnist)
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(lr=-1), "lr must be a number > 0, got -1"),
+    (dict(lr=float("nan")), "lr must be a number > 0, got nan"),
+    (dict(epochs=0), "epochs must be an integer >= 1, got 0"),
+    (dict(epochs=2.5), "epochs must be an integer >= 1, got 2.5"),
+    (dict(weight_decay=-0.1), "weight_decay must be a number >= 0, got -0.1"),
+    (dict(embedding_dim=0), "embedding_dim must be an integer >= 1, got 0"),
+    (dict(transform="rotate"), "transform must be 'augment', None or a callable, got 'rotate'"),
+    (dict(normalize="yes"), "normalize must be True or False, got 'yes'"),
+    (dict(seed=1.5), "seed must be an integer, got 1.5"),
+    (dict(metric="hamming"), "metric must be one of"),  # checked before any margin is looked up
+])
+def test_run_rejects_bad_values_before_training(small_mnist, kwargs, message, monkeypatch):
+    monkeypatch.setattr(experiments, "fit", lambda *a, **k: pytest.fail("trained"))
+    with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        experiments.run("triplet", data=small_mnist, **kwargs)
+
+
+@pytest.mark.parametrize("loss, kwargs, refused", [
+    ("pixels", dict(epochs=50, lr=-1, margin=7, mining="semi_hard"), "epochs, lr, margin, mining"),
+    ("pixels", dict(transform=None), "transform"),
+    ("pixels", dict(embedding_dim=8), "embedding_dim"),
+    ("untrained", dict(epochs=3, weight_decay=0.1), "epochs, weight_decay"),
+    ("softmax", dict(margin=1.0, mining="batch_hard"), "margin, mining"),
+    ("softmax", dict(soft=False), "soft"),
+    ("contrastive", dict(soft=False), "soft"),
+    ("triplet", dict(balance=False), "balance"),
+])
+def test_a_method_refuses_the_arguments_it_would_ignore(small_mnist, loss, kwargs, refused, monkeypatch):
+    monkeypatch.setattr(experiments, "fit", lambda *a, **k: pytest.fail("trained"))
+    with pytest.raises(ValueError, match=f"loss='{loss}' does not use {refused}: of the training "
+                                         "arguments it takes"):
+        experiments.run(loss, data=small_mnist, **kwargs)
+
+
+def test_the_training_arguments_of_each_method_are_arguments_of_run():
+    import inspect
+
+    parameters = set(inspect.signature(experiments.run).parameters)
+    for method in experiments.LOSSES + experiments.BASELINES:
+        assert set(experiments.TRAINING_ARGUMENTS[method]) <= parameters, method
 
 
 @pytest.mark.filterwarnings("ignore::siamese_lib.training.CollapseWarning")  # batch-hard on tiny data
@@ -59,7 +101,7 @@ def test_warm_start_copies_the_initial_weights(small_mnist):
     assert warm.history["loss"] != cold.history["loss"]
     with pytest.raises(ValueError, match="init must be an EmbeddingNet .* embedding_dim"):
         experiments.run("triplet", epochs=1, embedding_dim=8, init=first.model, data=small_mnist)
-    with pytest.raises(ValueError, match="init cannot be used with loss='pixels'"):
+    with pytest.raises(ValueError, match="loss='pixels' does not use init"):
         experiments.run("pixels", init=first.model, data=small_mnist)
 
 
@@ -71,19 +113,36 @@ def test_balanced_contrastive_run_weighs_positives_and_negatives_equally(small_m
     assert balanced.metrics["precision_at_1"] > 0.3
 
 
-def test_default_margin_follows_the_metric(small_mnist):
-    squared = experiments.run("triplet", epochs=1, data=small_mnist)
-    plain = experiments.run("triplet", metric="euclidean", epochs=1, data=small_mnist)
-    assert squared.config["metric"] == "sqeuclidean" and plain.config["metric"] == "euclidean"
-    assert squared.config["margin"] == tuning.DEFAULT_MARGIN[("triplet", "sqeuclidean", False)]
-    assert plain.config["margin"] == tuning.DEFAULT_MARGIN[("triplet", "euclidean", False)]
-    assert plain.config["margin"] != squared.config["margin"]
+def test_the_default_margin_trained_with_is_the_best_of_the_stored_sweep(small_mnist, monkeypatch):
+    used = []
+
+    class Recording(online_losses.OnlineTripletLoss):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            used.append((self.metric, self.margin))
+
+    monkeypatch.setattr(experiments, "OnlineTripletLoss", Recording)
+    sweep = pd.read_csv(Path(experiments.__file__).parent / "evidence" / "margins.csv")
+    expected = []
+    for metric in ("sqeuclidean", "euclidean"):
+        experiments.run("triplet", metric=metric, epochs=1, data=small_mnist)
+        rows = sweep[(sweep["loss"] == "triplet") & (sweep["metric"] == metric) & ~sweep["normalize"]]
+        means = {m: rows[rows["margin"] == m]["val_map_at_r"].mean() for m in set(rows["margin"])}
+        expected.append((metric, max(means, key=means.get)))
+    assert used == expected and expected[0][1] != expected[1][1]
 
 
 def test_a_margin_beyond_the_unit_sphere_is_warned_about(small_mnist):
     # ten classes on the unit sphere keep a Euclidean distance of at most sqrt(20/9) = 1.49
     with pytest.warns(experiments.MarginWarning, match="at most 1.49"):
         experiments.run("contrastive", normalize=True, margin=1.6, epochs=1, data=small_mnist)
+    # in two dimensions, ten points on a circle are at most 2 sin(pi / 10) = 0.618 apart
+    with pytest.warns(experiments.MarginWarning, match="10 classes in 2 dimensions .* at most 0.618"):
+        experiments.run("contrastive", normalize=True, embedding_dim=2, margin=1.0, epochs=1,
+                        data=small_mnist)
+    # the cosine distance is measured on the sphere whether or not the embeddings are normalised
+    with pytest.warns(experiments.MarginWarning, match="cosine distance of at most 1.11"):
+        experiments.run("contrastive", metric="cosine", margin=1.5, epochs=1, data=small_mnist)
     with pytest.warns(experiments.MarginWarning, match="at most 2"):  # two classes: antipodes
         experiments.run("contrastive", mining="random", normalize=True, margin=2.5, epochs=1,
                         data=small_mnist, train_classes=[0, 1])
@@ -92,7 +151,7 @@ def test_a_margin_beyond_the_unit_sphere_is_warned_about(small_mnist):
 def test_augmentation_is_the_default_and_can_be_switched_off(small_mnist):
     augmented = experiments.run("contrastive", epochs=1, data=small_mnist)
     plain = experiments.run("contrastive", epochs=1, data=small_mnist, transform=None)
-    assert augmented.config["augment"] == repr(experiments.AUGMENT)
+    assert augmented.config["augment"] == repr(tuning.AUGMENT)
     assert plain.config["augment"] is None
     assert augmented.metrics != plain.metrics
     assert augmented.history.best_epoch is None  # the last epoch's weights, not a chosen one
@@ -124,10 +183,10 @@ def test_unseen_classes(small_mnist, monkeypatch):
 def test_compare_table_and_summary(small_mnist):
     result = comparison.compare(["contrastive", "triplet"], seeds=[0, 1], epochs=1, data=small_mnist)
     table = result.table
-    assert list(table["loss"]) == ["contrastive", "contrastive", "triplet", "triplet"]
+    assert list(table["method"]) == ["contrastive", "contrastive", "triplet", "triplet"]
     assert set(experiments.SCORES) | {"seconds"} <= set(table.columns)
     summary = result.summary
-    row = table[table["loss"] == "triplet"]["precision_at_1"]
+    row = table[table["method"] == "triplet"]["precision_at_1"]
     assert summary.loc["triplet", ("precision_at_1", "mean")] == pytest.approx(row.mean())
     assert summary.loc["triplet", ("precision_at_1", "std")] == pytest.approx(row.std())
     text = comparison.to_markdown(comparison.format_summary(summary))
@@ -141,10 +200,13 @@ def test_cli_help_and_bad_options(capsys):
         main(["compare", "--help"])
     assert exit_info.value.code == 0
     out = capsys.readouterr().out
-    for option in ("--losses", "--seeds", "--out", "--epochs", "--no-augment", "--data"):
+    for option in ("--methods", "--seeds", "--out", "--epochs", "--no-augment", "--data", "--metric",
+                   "--margin", "--mining", "--normalize", "--unseen"):
         assert option in out
-    for bad in (["compare", "--losses", "hinge"], ["train"], ["train", "--loss", "triplet", "--epochs", "0"],
-                ["train", "--loss", "contrastive", "--mining", "semi_hard"], ["fly"]):
+    for bad in (["compare", "--methods", "hinge"], ["train"], ["train", "--loss", "triplet", "--epochs", "0"],
+                ["train", "--loss", "contrastive", "--mining", "semi_hard"], ["fly"],
+                ["train", "--loss", "triplet", "--metric", "manhattan", "--normalize"],
+                ["compare", "--methods", "contrastive", "triplet", "--margin", "2"]):
         with pytest.raises(SystemExit) as exit_info:
             main(bad)
         assert exit_info.value.code == 2, bad
@@ -154,7 +216,8 @@ def test_cli_help_and_bad_options(capsys):
 def test_cli_compare_writes_the_same_numbers_as_the_api(tmp_path):
     out = tmp_path / "results"
     completed = subprocess.run(
-        [sys.executable, "-m", "siamese_lib", "compare", "--seeds", "0", "--epochs", "1", "--out", str(out)],
+        [sys.executable, "-m", "siamese_lib", "compare", "--methods", "contrastive", "triplet",
+         "--seeds", "0", "--epochs", "1", "--out", str(out)],
         capture_output=True, text=True, timeout=600,
         env={**os.environ, "OMP_NUM_THREADS": "1"})  # same thread count as this process (conftest)
     assert completed.returncode == 0, completed.stderr
@@ -171,21 +234,38 @@ def test_cli_train_saves_a_checkpoint(tmp_path):
     assert main(["train", "--loss", "triplet", "--mining", "semi_hard", "--epochs", "1",
                  "--out", str(path)]) == 0
     model, meta = load_checkpoint(path)
-    assert meta["mining"] == "semi_hard" and model.embedding_dim == experiments.EMBEDDING_DIM
-    assert meta["augment"] == repr(experiments.AUGMENT)
+    assert meta["mining"] == "semi_hard" and model.embedding_dim == tuning.EMBEDDING_DIM
+    assert meta["augment"] == repr(tuning.AUGMENT)
     assert main(["train", "--loss", "triplet", "--epochs", "1", "--no-augment", "--out", str(path)]) == 0
     assert "augment" not in load_checkpoint(path)[1]
 
 
-def test_cli_compare_unseen_writes_the_class_disjoint_table(tmp_path):
+def test_cli_compare_unseen_writes_the_unseen_table_and_changes_nothing_else(tmp_path, monkeypatch):
     out = tmp_path / "results"
-    assert main(["compare", "--unseen", "--losses", "pixels", "triplet", "--seeds", "0", "--epochs", "1",
+    assert main(["compare", "--unseen", "--methods", "pixels", "triplet", "--seeds", "0", "--epochs", "1",
                  "--out", str(out)]) == 0
     table = pd.read_csv(out / "unseen.csv")
-    assert len(table) == 2 * len(unseen.PARTITIONS)
+    assert len(table) == 2 * len(comparison.PARTITIONS)
     assert list(table.columns[:3]) == ["method", "partition", "seed"]
     pixels = table[table["method"] == "pixels"]
-    from_api = unseen.compare_unseen(["pixels"], seeds=(0,))
+    from_api = comparison.compare(["pixels"], seeds=(0,), partitions=comparison.PARTITIONS).table
     assert pixels["map_at_r"].tolist() == pytest.approx(from_api["map_at_r"].tolist(), abs=1e-12)
     text = (out / "unseen.md").read_text()
     assert "triplet − pixels, paired by partition and seed" in text and "| one_shot |" in text
+    # --unseen changes the split only: methods, seeds and training options are those of compare
+    calls = []
+
+    class Recorded(Exception):
+        pass
+
+    def record(settings, seeds, **kwargs):
+        calls.append((settings, seeds, "partitions" in kwargs))
+        raise Recorded
+
+    monkeypatch.setattr(comparison, "compare", record)
+    for flag in ([], ["--unseen"]):
+        with pytest.raises(Recorded):
+            main(["compare", *flag, "--epochs", "2", "--out", str(out)])
+    (closed, closed_seeds, _), (open_, open_seeds, partitioned) = calls
+    assert closed == open_ and closed_seeds == open_seeds and partitioned
+    assert closed["pixels"] == {"loss": "pixels"} and closed["triplet"]["epochs"] == 2

@@ -10,14 +10,25 @@ from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from siamese_lib import losses, online_losses
+from siamese_lib import losses, online_losses, tuning
 
 DTYPES = [torch.float32, torch.float64]
+METRICS = ("euclidean", "sqeuclidean", "manhattan", "cosine")
 
 
 def dist(u, v, squared=False):
     s = sum((a - b) ** 2 for a, b in zip(u, v))
     return s if squared else math.sqrt(s)
+
+
+def hand_distance(u, v, metric):
+    """The four distances of two plain lists of numbers, written out."""
+    if metric in ("euclidean", "sqeuclidean"):
+        return dist(u, v, squared=metric == "sqeuclidean")
+    if metric == "manhattan":
+        return sum(abs(a - b) for a, b in zip(u, v))
+    dot = sum(a * b for a, b in zip(u, v))
+    return 1 - dot / math.sqrt(sum(a * a for a in u) * sum(b * b for b in v))
 
 
 def metric_of(squared):
@@ -62,15 +73,25 @@ def test_contrastive_matches_loop(dtype, margin):
     assert module(x1, x2, y).item() == pytest.approx(np.mean(expected), abs=tol)
 
 
-def test_contrastive_other_metrics_and_label_types():
+@pytest.mark.parametrize("metric, margin", [("manhattan", 3.0), ("cosine", 1.0), ("sqeuclidean", 5.0),
+                                            ("euclidean", 2.5)])
+def test_contrastive_other_metrics_match_loop(metric, margin):
+    g = torch.Generator().manual_seed(4)
+    x1, x2 = (torch.randn(10, 3, generator=g, dtype=torch.float64) for _ in range(2))
+    y = torch.tensor([1, 0] * 5)
+    expected = []
+    for u, v, same in zip(x1.tolist(), x2.tolist(), y.tolist()):
+        d = hand_distance(u, v, metric)
+        expected.append(d**2 if same else max(margin - d, 0) ** 2)
+    hinge = [e for e, same in zip(expected, y.tolist()) if not same]
+    assert 0 < sum(e > 0 for e in hinge) < len(hinge)  # the margin matters for some pairs, not all
+    got = losses.contrastive_loss(x1, x2, y, margin, metric, reduction="none")
+    assert got.tolist() == pytest.approx(expected, abs=1e-12)
+
+
+def test_contrastive_label_types():
     x1, x2 = torch.randn(6, 3), torch.randn(6, 3)
     y = torch.tensor([1, 0, 1, 0, 1, 0])
-    for metric in ("manhattan", "cosine", "sqeuclidean"):
-        from siamese_lib.distances import paired_distance
-
-        d = paired_distance(x1, x2, metric)
-        expected = torch.where(y == 1, d**2, F.relu(1.0 - d) ** 2).mean()
-        torch.testing.assert_close(losses.contrastive_loss(x1, x2, y, metric=metric), expected)
     as_bool = losses.contrastive_loss(x1, x2, y.bool())
     as_float = losses.contrastive_loss(x1, x2, y.float())
     torch.testing.assert_close(as_bool, as_float)
@@ -84,9 +105,9 @@ def test_triplet_matches_loop(dtype, squared):
     expected = loop_triplet(a, p, n, 1.0, squared)
     tol = 1e-5 if dtype == torch.float32 else 1e-12
     metric = metric_of(squared)
-    assert losses.triplet_loss(a, p, n, metric=metric, reduction="none").tolist() == pytest.approx(
+    assert losses.triplet_loss(a, p, n, 1.0, metric=metric, reduction="none").tolist() == pytest.approx(
         expected, abs=tol)
-    assert losses.TripletLoss(metric=metric)(a, p, n).item() == pytest.approx(np.mean(expected), abs=tol)
+    assert losses.TripletLoss(1.0, metric=metric)(a, p, n).item() == pytest.approx(np.mean(expected), abs=tol)
     wide = loop_triplet(a, p, n, 2.0, squared)  # a wider margin: some triplets active, some not
     active = [v for v in wide if v > 0]
     assert 0 < len(active) < len(wide)
@@ -108,12 +129,7 @@ def test_triplet_other_metrics():
     g = torch.Generator().manual_seed(1)
     a, p, n = (torch.randn(6, 3, generator=g, dtype=torch.float64) for _ in range(3))
     for metric in ("manhattan", "cosine"):
-        def d(u, v, metric=metric):
-            if metric == "manhattan":
-                return sum(abs(x - y) for x, y in zip(u, v))
-            dot = sum(x * y for x, y in zip(u, v))
-            return 1 - dot / math.sqrt(sum(x * x for x in u) * sum(y * y for y in v))
-        expected = [max(d(ai, pi) - d(ai, ni) + 0.3, 0)
+        expected = [max(hand_distance(ai, pi, metric) - hand_distance(ai, ni, metric) + 0.3, 0)
                     for ai, pi, ni in zip(a.tolist(), p.tolist(), n.tolist())]
         got = losses.triplet_loss(a, p, n, 0.3, metric=metric, reduction="none")
         assert got.tolist() == pytest.approx(expected, abs=1e-12)
@@ -123,6 +139,66 @@ def test_soft_triplet():
     a, p, n = torch.randn(3, 5, 4).unbind(0)
     expected = F.softplus(((a - p) ** 2).sum(1) - ((a - n) ** 2).sum(1)).mean()
     torch.testing.assert_close(losses.triplet_loss(a, p, n, soft=True), expected)
+
+
+# ---- default margins: the validated ones, not 1 ---------------------------------------
+
+TRIPLET_METRICS = [m for m in METRICS if ("triplet", m, False) in tuning.DEFAULT_MARGIN]
+
+
+@pytest.mark.parametrize("metric", METRICS)
+def test_default_contrastive_margins_are_the_validated_ones(metric):
+    contrastive = tuning.DEFAULT_MARGIN[("contrastive", metric, False)]
+    assert losses.ContrastiveLoss(metric=metric).margin == contrastive
+    # identical (non-zero) points: every distance is 0, so each term is exactly m squared
+    x = torch.ones(3, 2, dtype=torch.float64)
+    loss = losses.contrastive_loss(x, x, torch.zeros(3), metric=metric)
+    assert loss.item() == pytest.approx(contrastive**2)
+
+
+@pytest.mark.parametrize("metric", TRIPLET_METRICS)
+def test_default_triplet_margins_are_the_validated_ones(metric):
+    triplet = tuning.DEFAULT_MARGIN[("triplet", metric, False)]
+    assert losses.TripletLoss(metric=metric).margin == triplet
+    assert losses.TripletLoss(metric=metric, soft=True).margin == triplet  # the scale training reads
+    assert triplet == tuning.default_margin("triplet", metric, False)
+    x = torch.ones(3, 2, dtype=torch.float64)  # every distance 0: each term is exactly m
+    assert losses.triplet_loss(x, x, x, metric=metric).item() == pytest.approx(triplet)
+    assert losses.TripletLoss(metric=metric)(x, x, x).item() == pytest.approx(triplet)
+
+
+def test_a_distance_without_a_validated_triplet_margin_asks_for_one():
+    missing = [m for m in METRICS if m not in TRIPLET_METRICS]
+    assert missing == ["manhattan"]  # its sweep found no best margin (see tuning.DEFAULT_MARGIN)
+    with pytest.raises(ValueError, match="margin must be given for loss='triplet', metric='manhattan'"):
+        losses.TripletLoss(metric="manhattan")
+
+
+def test_default_margins_differ_from_one_where_validation_said_so():
+    # the defaults of the distances the losses default to; a margin of 1 would be 32 times too small
+    assert losses.TripletLoss().margin == tuning.DEFAULT_MARGIN[("triplet", "sqeuclidean", False)] != 1.0
+    assert losses.ContrastiveLoss(metric="manhattan").margin == \
+        tuning.DEFAULT_MARGIN[("contrastive", "manhattan", False)] != 1.0
+
+
+def test_an_explicit_margin_wins():
+    x = torch.ones(3, 2, dtype=torch.float64)
+    assert losses.TripletLoss(2.5).margin == 2.5 and losses.ContrastiveLoss(0.5, "manhattan").margin == 0.5
+    assert losses.triplet_loss(x, x, x, 2.5).item() == 2.5
+    assert losses.triplet_loss(x, x, x, 2.5, "euclidean").item() == 2.5  # positional order unchanged
+    assert losses.contrastive_loss(x, x, torch.zeros(3), 0.5, "manhattan").item() == 0.25
+
+
+def test_a_margin_never_validated_must_be_given(monkeypatch):
+    monkeypatch.delitem(tuning.DEFAULT_MARGIN, ("triplet", "cosine", False))
+    x = torch.ones(3, 2)
+    with pytest.raises(ValueError, match="margin must be given for loss='triplet', metric='cosine'"):
+        losses.TripletLoss(metric="cosine")
+    with pytest.raises(ValueError, match="margin must be given"):
+        losses.triplet_loss(x, x, x, metric="cosine")
+    assert losses.triplet_loss(x, x, x, 0.25, "cosine").item() == pytest.approx(0.25)
+    # the soft-margin function does not use a margin, so it needs none
+    assert losses.triplet_loss(x, x, x, metric="cosine", soft=True).item() == pytest.approx(math.log(2))
 
 
 # ---- the book's analytic gradients -----------------------------------------------------

@@ -1,12 +1,13 @@
 """online_losses: brute-force loops over every pair and triplet of a batch, reductions, PML."""
 
 import itertools
+import math
 
 import pytest
 import torch
-from test_losses import DTYPES, dist, fixed_points, metric_of
+from test_losses import DTYPES, METRICS, dist, fixed_points, metric_of
 
-from siamese_lib import online_losses
+from siamese_lib import online_losses, tuning
 
 # ---- online losses against brute-force loops -------------------------------------------
 
@@ -89,9 +90,9 @@ def test_batch_all_default_is_the_mean_over_active_triplets():
     values = loop_batch_all(x.tolist(), labels.tolist(), 1.0, True)
     expected = reduce(values, "mean_nonzero")
     assert expected != pytest.approx(reduce(values, "mean"))  # the two averages differ here
-    assert online_losses.batch_all_triplet_loss(x, labels).item() == pytest.approx(expected)
-    assert online_losses.OnlineTripletLoss("batch_all")(x, labels).item() == pytest.approx(expected)
-    assert online_losses.OnlineTripletLoss("batch_hard")(x, labels).item() == pytest.approx(
+    assert online_losses.batch_all_triplet_loss(x, labels, 1.0).item() == pytest.approx(expected)
+    assert online_losses.OnlineTripletLoss("batch_all", 1.0)(x, labels).item() == pytest.approx(expected)
+    assert online_losses.OnlineTripletLoss("batch_hard", 1.0)(x, labels).item() == pytest.approx(
         reduce(loop_batch_hard(x.tolist(), labels.tolist(), 1.0, True), "mean"))
 
 
@@ -106,9 +107,9 @@ def _random_batch(seed):
 @pytest.mark.parametrize("seed", range(5))
 def test_online_losses_match_loops_on_random_batches(seed):
     x, labels, pts, lab = _random_batch(seed)
-    assert online_losses.batch_all_triplet_loss(x, labels).item() == pytest.approx(
+    assert online_losses.batch_all_triplet_loss(x, labels, 1.0).item() == pytest.approx(
         reduce(loop_batch_all(pts, lab, 1.0, True), "mean_nonzero"), abs=1e-10)
-    assert online_losses.batch_hard_triplet_loss(x, labels).item() == pytest.approx(
+    assert online_losses.batch_hard_triplet_loss(x, labels, 1.0).item() == pytest.approx(
         reduce(loop_batch_hard(pts, lab, 1.0, True), "mean"), abs=1e-10)
     assert online_losses.semi_hard_triplet_loss(x, labels, 2.0).item() == pytest.approx(
         reduce(loop_semi_hard(pts, lab, 2.0, True), "mean"), abs=1e-10)
@@ -166,6 +167,70 @@ def test_batch_hard_matches_pytorch_metric_learning():
         theirs = loss_fn(x, labels, miner(x, labels))
         ours = online_losses.batch_hard_triplet_loss(x, labels, 0.5, metric_of(squared))
         assert ours.item() == pytest.approx(theirs.item(), rel=1e-4, abs=1e-5), pml.__version__
+
+
+# ---- default margins: the validated ones, not 1 ---------------------------------------
+
+@pytest.mark.parametrize("metric", METRICS)
+def test_default_margins_are_the_validated_ones(metric):
+    contrastive = tuning.DEFAULT_MARGIN[("contrastive", metric, False)]
+    for mining in ("batch_all", "batch_hard"):
+        assert online_losses.OnlineContrastiveLoss(metric=metric, mining=mining).margin == contrastive
+    x, labels = torch.ones(4, 2, dtype=torch.float64), torch.tensor([0, 0, 1, 1])
+    assert online_losses.online_contrastive_loss(x, torch.tensor([0, 1, 2, 3]), metric=metric).item() == \
+        pytest.approx(contrastive**2)
+    triplet = tuning.DEFAULT_MARGIN.get(("triplet", metric, False))
+    if triplet is None:  # no validated margin: the triplet losses ask for one
+        with pytest.raises(ValueError, match="margin must be given for loss='triplet'"):
+            online_losses.OnlineTripletLoss("batch_all", metric=metric)
+        return
+    for mining in ("batch_all", "batch_hard", "semi_hard"):
+        assert online_losses.OnlineTripletLoss(mining, metric=metric).margin == triplet
+    assert online_losses.OnlineTripletLoss("batch_hard", metric=metric, soft=True).margin == triplet
+    # identical (non-zero) points of two classes: every distance is 0 and every term m
+    for fn in (online_losses.batch_all_triplet_loss, online_losses.batch_hard_triplet_loss):
+        assert fn(x, labels, metric=metric).item() == pytest.approx(triplet), fn.__name__
+    assert online_losses.OnlineTripletLoss("batch_hard", metric=metric)(x, labels).item() == \
+        pytest.approx(triplet)
+
+
+@pytest.mark.parametrize("metric", ["sqeuclidean", "euclidean"])
+def test_default_margin_decides_semi_hard_negatives_and_active_triplets(metric):
+    m = tuning.DEFAULT_MARGIN[("triplet", metric, False)]
+    # on a line: anchor and positive at 0, the negative at distance m / 2 in units of ``metric``
+    gap = math.sqrt(m / 2) if metric == "sqeuclidean" else m / 2
+    x, labels = torch.tensor([[0.0], [0.0], [gap]], dtype=torch.float64), torch.tensor([0, 0, 1])
+    assert online_losses.semi_hard_triplet_loss(x, labels, metric=metric).item() == pytest.approx(m / 2)
+    assert online_losses.active_fraction(x, labels, metric=metric) == 1.0
+    # a margin smaller than the gap: no semi-hard negative, no active triplet
+    assert online_losses.semi_hard_triplet_loss(x, labels, m / 4, metric).item() == 0.0
+    assert online_losses.active_fraction(x, labels, m / 4, metric) == 0.0
+
+
+def test_an_explicit_margin_wins():
+    x, labels = torch.ones(4, 2, dtype=torch.float64), torch.tensor([0, 0, 1, 1])
+    loss = online_losses.OnlineTripletLoss("batch_hard", 0.5, "euclidean", False)  # positional order
+    assert loss.margin == 0.5 and loss.metric == "euclidean" and loss(x, labels).item() == 0.5
+    assert online_losses.OnlineContrastiveLoss(0.5, "manhattan").margin == 0.5
+    assert online_losses.batch_all_triplet_loss(x, labels, 0.5).item() == 0.5
+    assert online_losses.online_contrastive_loss(x, labels, 0.5, reduction="sum").item() == 4 * 0.25
+
+
+def test_a_margin_never_validated_must_be_given(monkeypatch):
+    monkeypatch.delitem(tuning.DEFAULT_MARGIN, ("triplet", "cosine", False))
+    monkeypatch.delitem(tuning.DEFAULT_MARGIN, ("contrastive", "cosine", False))
+    x, labels = torch.ones(4, 2), torch.tensor([0, 0, 1, 1])
+    for make in (lambda: online_losses.OnlineTripletLoss(metric="cosine"),
+                 lambda: online_losses.OnlineTripletLoss("batch_hard", metric="cosine", soft=True),
+                 lambda: online_losses.OnlineContrastiveLoss(metric="cosine"),
+                 lambda: online_losses.semi_hard_triplet_loss(x, labels, metric="cosine"),
+                 lambda: online_losses.online_contrastive_loss(x, labels, metric="cosine"),
+                 lambda: online_losses.active_fraction(x, labels, metric="cosine")):
+        with pytest.raises(ValueError, match="margin must be given for loss="):
+            make()
+    # the soft-margin functions do not use a margin, so they need none
+    for fn in (online_losses.batch_all_triplet_loss, online_losses.batch_hard_triplet_loss):
+        assert fn(x, labels, metric="cosine", soft=True).item() == pytest.approx(math.log(2))
 
 
 # ---- no valid pair or triplet: zero loss that still back-propagates -------------------

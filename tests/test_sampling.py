@@ -141,3 +141,15 @@ def test_augmentation_is_reproducible_from_the_dataset_seed(mnist):
     again = sampling.ImageDataset(mnist.val, RandomAffine(), seed=3)[index][0][0]
     other = sampling.ImageDataset(mnist.val, RandomAffine(), seed=4)[index][0][0]
     assert torch.equal(first, again) and not torch.equal(first, other)
+
+
+@pytest.mark.parametrize("make, name", [
+    (lambda n: sampling.PairSampler([0, 0, 1, 1], 2, n_pairs=n), "n_pairs"),
+    (lambda n: sampling.TripletSampler([0, 0, 1, 1], 2, n_triplets=n), "n_triplets"),
+    (lambda n: sampling.PKSampler([0, 0, 1, 1], 2, 2, n_batches=n), "n_batches"),
+])
+def test_a_count_of_zero_or_less_is_an_error_not_the_default(make, name):
+    for bad in (0, -3, 2.5):
+        with pytest.raises(ValueError, match=f"{name} must be an integer >= 1, got {bad}"):
+            make(bad)
+    assert len(list(make(5))) >= 1 and len(list(make(None))) >= 1

@@ -10,6 +10,10 @@ from siamese_lib import experiments, models, online_losses, training
 from siamese_lib.models import embed
 
 
+def _triplet():
+    """The batch-all triplet loss with a margin of 1, the scale of the toy embeddings here."""
+    return online_losses.OnlineTripletLoss(margin=1.0)
+
 def test_siamese_one_pass_equals_one_call_per_branch():
     torch.manual_seed(0)
     encoder = models.EmbeddingNet(16).eval()  # in eval mode batch norm uses fixed statistics
@@ -29,13 +33,42 @@ def test_embedding_net_options():
         models.EmbeddingNet(0)
 
 
-def test_same_seed_same_weights_and_metrics(small_mnist):
-    runs = [experiments.run("triplet", epochs=2, seed=3, data=small_mnist) for _ in range(2)]
+@pytest.mark.parametrize("threads", [1, 2])
+def test_same_seed_same_thread_count_same_weights_and_metrics(small_mnist, threads):
+    """What training.py documents: identical weights on one CPU with one thread count (1 or 2)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        runs = [experiments.run("triplet", epochs=2, seed=3, data=small_mnist) for _ in range(2)]
+    finally:
+        torch.set_num_threads(before)
     assert runs[0].metrics == runs[1].metrics
     for p, q in zip(runs[0].model.state_dict().values(), runs[1].model.state_dict().values()):
         assert torch.equal(p, q)
     other = experiments.run("triplet", epochs=2, seed=4, data=small_mnist)
     assert other.metrics != runs[0].metrics
+
+
+def test_cublas_workspace_is_set_by_fit_where_it_can_act_and_never_on_import(monkeypatch):
+    import os
+    import subprocess
+    import sys
+
+    monkeypatch.delenv("CUBLAS_WORKSPACE_CONFIG", raising=False)
+    imported = subprocess.run([sys.executable, "-c", "import os, siamese_lib; "
+                               "print(os.environ.get('CUBLAS_WORKSPACE_CONFIG'))"],
+                              capture_output=True, text=True, check=True, env=dict(os.environ))
+    assert imported.stdout.strip() == "None"  # importing sets nothing
+    training._deterministic_cublas(torch.device("cpu"))
+    assert "CUBLAS_WORKSPACE_CONFIG" not in os.environ  # a CPU run needs nothing
+    monkeypatch.setattr(torch.cuda, "is_initialized", lambda: False)
+    training._deterministic_cublas(torch.device("cuda"))
+    assert os.environ["CUBLAS_WORKSPACE_CONFIG"] == training.CUBLAS_WORKSPACE
+    monkeypatch.delenv("CUBLAS_WORKSPACE_CONFIG")
+    monkeypatch.setattr(torch.cuda, "is_initialized", lambda: True)  # maybe too late: set it, say so
+    with pytest.warns(RuntimeWarning, match="not be deterministic"):
+        training._deterministic_cublas(torch.device("cuda"))
+    assert os.environ["CUBLAS_WORKSPACE_CONFIG"] == training.CUBLAS_WORKSPACE
 
 
 # batch-hard with squared distances may collapse in two epochs (chapter 7 shows it): not this test's subject
@@ -165,7 +198,8 @@ def test_nan_loss_is_an_error():
     def nan_loss(z, labels):
         return z.sum() * float("nan")
 
-    with pytest.raises(FloatingPointError, match="the loss is nan at epoch 1; lower the learning rate"):
+    advice = r"the loss is nan at epoch 1 \(step 1\); lower the learning rate"
+    with pytest.raises(FloatingPointError, match=advice):
         training.fit(models.EmbeddingNet(4), _toy_batches(), nan_loss, epochs=1, progress=False)
 
 
@@ -179,19 +213,19 @@ def test_nan_embeddings_get_the_same_advice():
             return self.w * torch.full((len(x), 4), float("nan"), device=x.device)
 
     with pytest.raises(FloatingPointError, match="embeddings are not finite at epoch 1; lower the learning"):
-        training.fit(Diverged(), _toy_batches(), online_losses.OnlineTripletLoss(), epochs=1, progress=False)
+        training.fit(Diverged(), _toy_batches(), _triplet(), epochs=1, progress=False)
 
 
 def test_fit_argument_errors():
     with pytest.raises(ValueError, match="epochs must be an integer >= 1, got 0"):
-        training.fit(models.EmbeddingNet(4), _toy_batches(), online_losses.OnlineTripletLoss(), epochs=0)
+        training.fit(models.EmbeddingNet(4), _toy_batches(), _triplet(), epochs=0)
     with pytest.raises(ValueError, match="at least one batch"):
-        training.fit(models.EmbeddingNet(4), [], online_losses.OnlineTripletLoss(), epochs=1, progress=False)
+        training.fit(models.EmbeddingNet(4), [], _triplet(), epochs=1, progress=False)
 
 
 def test_deterministic_mode_is_restored():
     before = torch.are_deterministic_algorithms_enabled()
-    training.fit(models.EmbeddingNet(4), _toy_batches(1), online_losses.OnlineTripletLoss(), epochs=1,
+    training.fit(models.EmbeddingNet(4), _toy_batches(1), _triplet(), epochs=1,
                  progress=False, device="cpu")
     assert torch.are_deterministic_algorithms_enabled() == before
 
@@ -212,7 +246,7 @@ def test_fit_leaves_the_callers_generator_alone():
     torch.manual_seed(123)
     expected = torch.rand(3)
     torch.manual_seed(123)
-    training.fit(model, _toy_batches(1), online_losses.OnlineTripletLoss(), epochs=1, progress=False, seed=7)
+    training.fit(model, _toy_batches(1), _triplet(), epochs=1, progress=False, seed=7)
     assert torch.equal(torch.rand(3), expected)
 
 
@@ -236,15 +270,15 @@ def test_monitor_and_patience_errors():
         return {"map_at_r": 0.5}
 
     with pytest.raises(ValueError, match="monitor must name a metric that validate returns"):
-        training.fit(models.EmbeddingNet(4), _toy_batches(1), online_losses.OnlineTripletLoss(), epochs=1,
+        training.fit(models.EmbeddingNet(4), _toy_batches(1), _triplet(), epochs=1,
                      validate=validate, progress=False)
     with pytest.raises(ValueError, match="patience needs validate and monitor"):
-        training.fit(models.EmbeddingNet(4), _toy_batches(1), online_losses.OnlineTripletLoss(), epochs=1,
+        training.fit(models.EmbeddingNet(4), _toy_batches(1), _triplet(), epochs=1,
                      validate=validate, monitor=None, patience=2, progress=False)
 
 
 def test_progress_in_a_log_is_one_line_per_epoch(capsys):
-    training.fit(models.EmbeddingNet(4), _toy_batches(2), online_losses.OnlineTripletLoss(), epochs=3,
+    training.fit(models.EmbeddingNet(4), _toy_batches(2), _triplet(), epochs=3,
                  progress=True)
     err = capsys.readouterr().err  # captured: not a terminal
     assert "\r" not in err

@@ -1,20 +1,20 @@
 """Settings for digits never seen in training, chosen on validation *classes*, never on the test digits.
 
-    python benchmarks/select_open_set.py                       # every method
-    python benchmarks/select_open_set.py contrastive triplet   # some of them
+    python benchmarks/select_unseen.py                       # every method
+    python benchmarks/select_unseen.py contrastive triplet   # some of them
 
-For each partition of ``unseen.PARTITIONS`` used here, the test digits are
+For each partition of ``comparison.PARTITIONS`` used here, the test digits are
 left alone: two of the partition's *training* digits are held out as
 validation classes, the method trains on the other three, and is measured on
 the held-out two (their training-split images, which it never saw). Each
 candidate changes one thing from the book's defaults, as a practitioner would
 try: normalisation, embedding size, epochs, margin, mining. The table gives
 MAP@R and precision@1 on the validation classes, mean over folds and seeds;
-``experiments.OPEN_SET`` is set from it (chapter 8c shows the result). The
-rows (one per method, candidate, fold and seed) are written to
-``siamese_lib/evidence/open_set.csv``, read by
-``tuning.evidence("open_set")``; running some methods only replaces
-their rows.
+``tuning.UNSEEN`` is what :func:`siamese_lib.tuning.unseen_winner` selects
+from it. The candidates are ``tuning.UNSEEN_CANDIDATES``. The rows (one per
+method, candidate, fold and seed) are written to
+``siamese_lib/evidence/unseen.csv``, read by ``tuning.evidence("unseen")``;
+running some methods only replaces their rows.
 """
 
 from __future__ import annotations
@@ -25,33 +25,19 @@ from pathlib import Path
 
 import pandas as pd
 
-from siamese_lib import evaluation, experiments, tuning, unseen
+from siamese_lib import comparison, evaluation, experiments, tuning
 from siamese_lib.models import embed
 
-OUT = Path(__file__).resolve().parent.parent / "siamese_lib" / "evidence" / "open_set.csv"
+OUT = Path(__file__).resolve().parent.parent / "siamese_lib" / "evidence" / "unseen.csv"
 SEEDS = (0, 1)
 #: (training digits, validation digits) per fold: the training side of two partitions, split 3 + 2.
-FOLDS = tuple((train[:3], train[3:]) for train, _ in unseen.PARTITIONS[::2])
-CANDIDATES = {
-    "defaults": {},
-    "normalised": {"normalize": True},
-    "embedding 16": {"embedding_dim": 16},
-    "embedding 64": {"embedding_dim": 64},
-    "8 epochs": {"epochs": 8},
-    "30 epochs": {"epochs": 30},
-    "half margin": {"margin_scale": 0.5},
-    "double margin": {"margin_scale": 2.0},
-    "batch-hard": {"mining": "batch_hard", "metric": "euclidean"},
-}
+FOLDS = tuple((train[:3], train[3:]) for train, _ in comparison.PARTITIONS[::2])
+CANDIDATES = tuning.UNSEEN_CANDIDATES
 
 
 def validation_rows(loss: str, candidate: dict) -> list[dict]:
     mnist = experiments.get_data()
-    kwargs = dict(candidate)
-    scale = kwargs.pop("margin_scale", None)
-    if scale is not None:
-        kwargs["margin"] = scale * tuning.default_margin(
-            loss, experiments.DEFAULT_METRIC[loss], False)
+    kwargs = tuning.unseen_settings(loss, candidate) if loss in experiments.LOSSES else {}
     rows = []
     for fold, (train_classes, val_classes) in enumerate(FOLDS):
         held_out = mnist.train.subset(val_classes)
