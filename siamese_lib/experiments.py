@@ -319,8 +319,9 @@ def configure(loss: str = "contrastive", *, mining: str | None = None, margin: f
 
     Parameters
     ----------
-    loss, mining, margin, soft, balance, metric, normalize, embedding_dim, epochs, lr, weight_decay,
-    transform, seed, init
+    loss, mining, margin, soft, balance, metric, normalize
+        As in :func:`run`.
+    embedding_dim, epochs, lr, weight_decay, transform, seed, init
         As in :func:`run`.
 
     Returns

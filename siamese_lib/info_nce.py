@@ -301,7 +301,7 @@ def supcon_loss(embeddings: torch.Tensor, labels, temperature: float = 0.1, metr
     Returns
     -------
     Tensor
-        A scalar, or shape (|A|,) with ``reduction="none"``.
+        A scalar, or one value per anchor of :math:`A` with ``reduction="none"``.
 
     Raises
     ------
